@@ -1,0 +1,188 @@
+/* Common main loop of the two worker programs (see worker.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "macro.h"
+#include "proto.h"
+#include "worker.h"
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct worker *w = userdata;
+
+        log_info("received %s, stopping", strsignal((int) si->ssi_signo));
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(w->event, 0);
+}
+
+void worker_update_status(struct worker *w) {
+        char status[256] = "";
+
+        if (w->ops->status)
+                w->ops->status(w, status, sizeof status);
+        if (*status)
+                (void) sd_notifyf(false, "STATUS=%s", status);
+}
+
+static int apply(struct worker *w, struct config *c, bool initial) {
+        int r;
+
+        log_set_max_level(c->log_level);
+        r = w->ops->apply_config(w, c, initial);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        config_free(w->config);
+        w->config = c;
+        if (initial) {
+                w->ready = true;
+                worker_update_status(w);
+                (void) sd_notify(false, "READY=1");
+        } else
+                worker_update_status(w);
+        return 0;
+}
+
+static int handle_config_message(struct worker *w, struct json_object *msg) {
+        _cleanup_json_ struct json_object *reply = json_object_new_object();
+        struct json_object *data = proto_data(msg), *text = NULL, *path = NULL;
+        struct config *c = NULL;
+        bool initial = !w->ready;
+        int r;
+
+        if (!reply)
+                return -ENOMEM;
+        if (!data || !json_object_object_get_ex(data, "path", &path))
+                return log_error_errno(EPROTO, "config message without path");
+        json_object_object_get_ex(data, "text", &text);
+        r = config_parse_text(json_object_get_string(path),
+                              text && !json_object_is_type(text, json_type_null)
+                                      ? json_object_get_string(text) : NULL, &c);
+        if (r < 0)
+                return log_error_errno(r, "cannot parse configuration");
+        if (c->n_errors > 0) {
+                /* The supervisor validates before sending, so this means a version skew. */
+                config_log_diagnostics(c);
+                config_free(c);
+                r = -EINVAL;
+        } else
+                r = apply(w, c, initial);
+
+        json_object_object_add(reply, "ok", json_object_new_boolean(r >= 0));
+        if (r < 0)
+                json_object_object_add(reply, "error", json_object_new_string(strerror(-r)));
+        (void) worker_send(w, "config.applied", proto_id(msg), reply);
+        if (r < 0 && initial) {
+                log_error_errno(r, "cannot start with this configuration");
+                return sd_event_exit(w->event, 1);
+        }
+        return 0;
+}
+
+static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct worker *w = userdata;
+
+        for (;;) {
+                _cleanup_json_ struct json_object *msg = NULL;
+                int r = proto_recv(fd, &msg);
+
+                if (r == -EAGAIN)
+                        return 0;
+                if (r == -ECONNRESET || (r < 0 && r != -EPROTO)) {
+                        /* Without a supervisor there is nobody to serve: stop cleanly. */
+                        log_notice("supervisor channel closed, exiting");
+                        return sd_event_exit(w->event, 0);
+                }
+                if (r == -EPROTO) {
+                        log_warning("ignoring malformed packet from the supervisor");
+                        continue;
+                }
+                if (streq(proto_type(msg), "config"))
+                        r = handle_config_message(w, msg);
+                else if (w->ops->message)
+                        r = w->ops->message(w, msg);
+                else
+                        log_debug("ignoring message of type %s", proto_type(msg));
+                if (r < 0)
+                        log_warning_errno(r, "handling %s message failed", proto_type(msg));
+        }
+}
+
+int worker_send(struct worker *w, const char *type, uint64_t id, struct json_object *data) {
+        if (w->channel_fd < 0)
+                return 0;
+        return proto_send(w->channel_fd, type, id, data);
+}
+
+int worker_init(struct worker *w, const char *program, const struct worker_ops *ops,
+                const char *config_path, void *userdata) {
+        sigset_t mask;
+        int r;
+
+        *w = (struct worker){ .program = program, .ops = ops, .userdata = userdata, .channel_fd = -1 };
+        log_setup(program, LOG_TARGET_AUTO);
+
+        r = sd_event_default(&w->event);
+        if (r < 0)
+                return log_error_errno(r, "cannot create event loop");
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        (void) sd_event_add_signal(w->event, NULL, SIGTERM, on_signal, w);
+        (void) sd_event_add_signal(w->event, NULL, SIGINT, on_signal, w);
+        /* Standalone, SIGHUP is ignored; under the supervisor, config comes over the channel. */
+        r = sd_event_set_watchdog(w->event, true);
+        if (r < 0)
+                log_warning_errno(r, "cannot enable watchdog");
+
+        r = proto_channel_fd_from_env();
+        if (r >= 0) {
+                w->channel_fd = r;
+                r = sd_event_add_io(w->event, &w->channel_source, w->channel_fd, EPOLLIN, on_channel, w);
+                if (r < 0)
+                        return log_error_errno(r, "cannot watch supervisor channel");
+                return 0;
+        }
+        if (r != -ENOENT)
+                return log_error_errno(r, "invalid $%s", PROTO_CHANNEL_FD_ENV);
+
+        /* Standalone (e.g. `conclave gateway`): read the configuration ourselves. */
+        {
+                struct config *c = NULL;
+                r = config_load(config_path, true, &c, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read %s", config_path);
+                config_log_diagnostics(c);
+                if (c->n_errors > 0) {
+                        log_error("%s has %zu error(s); not starting", config_path, c->n_errors);
+                        config_free(c);
+                        return -EINVAL;
+                }
+                r = apply(w, c, true);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int worker_run(struct worker *w) {
+        int r = sd_event_loop(w->event);
+        if (r < 0)
+                return log_error_errno(r, "event loop failed") < 0 ? 1 : 1;
+        return r;
+}
+
+void worker_done(struct worker *w) {
+        sd_event_source_disable_unref(w->channel_source);
+        config_free(w->config);
+        sd_event_unref(w->event);
+}

@@ -1,0 +1,45 @@
+/* What conclave-gateway and conclave-channels share: one sd-event loop, SIGTERM/SIGINT handling,
+ * the sd_notify watchdog, and the channel to the supervisor over which the configuration
+ * arrives (or, run standalone, the configuration file read directly). */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+
+struct worker;
+
+struct worker_ops {
+        /* Applies a configuration. initial: first one, before READY=1. A negative return on the
+         * initial configuration exits the worker; on a reload the old configuration stays. */
+        int (*apply_config)(struct worker *w, const struct config *c, bool initial);
+        /* A message from the supervisor other than "config". May be NULL. */
+        int (*message)(struct worker *w, struct json_object *msg);
+        /* Text for STATUS= after READY and after each reload. */
+        void (*status)(struct worker *w, char *buf, size_t size);
+};
+
+struct worker {
+        const char *program;
+        sd_event *event;
+        int channel_fd; /* -1 when standalone */
+        sd_event_source *channel_source;
+        struct config *config;
+        const struct worker_ops *ops;
+        void *userdata;
+        bool ready;
+};
+
+/* Sets up logging, the loop, signals and the watchdog. config_path is used only standalone. */
+int worker_init(struct worker *w, const char *program, const struct worker_ops *ops,
+                const char *config_path, void *userdata);
+/* Runs the loop until SIGTERM/SIGINT or the supervisor goes away; returns the exit code. */
+int worker_run(struct worker *w);
+void worker_done(struct worker *w);
+
+/* Sends a message to the supervisor (no-op standalone). */
+int worker_send(struct worker *w, const char *type, uint64_t id, struct json_object *data);
+/* Re-sends STATUS= from ops->status. */
+void worker_update_status(struct worker *w);
