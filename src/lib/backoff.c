@@ -1,5 +1,4 @@
 /* Exponential backoff with a burst limit (see backoff.h). */
-#include <config.h>
 
 #include <string.h>
 

@@ -1,6 +1,5 @@
 /* config.toml parsing on top of inih; values are decoded as TOML (strings, integers, booleans,
  * arrays of strings) by us, since inih only splits sections, keys and raw values. */
-#include <config.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -50,6 +49,7 @@ static const struct key_desc runtime_keys[] = {
         { "restart_interval", V_DURATION, CFG(restart_interval_usec), 0, 0 },
         { "restart_delay_max", V_DURATION, CFG(restart_delay_max_usec), 0, 0 },
         { "state_interval", V_DURATION, CFG(state_interval_usec), 0, 0 },
+        { "worker_watchdog", V_DURATION, CFG(worker_watchdog_usec), 0, 0 },
         {},
 };
 static const struct key_desc gateway_keys[] = {
@@ -110,6 +110,7 @@ struct parser {
         int oom;
         char **seen; /* "section\nkey" of keys already set, to refuse duplicates */
         size_t n_seen;
+        char *section; /* current [section] as read; inih's copy is cut at 49 bytes */
 };
 
 static bool strv_contains(const char *const *v, const char *s) {
@@ -745,6 +746,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         const struct key_desc *table = NULL, *d;
         void *base = p->config;
 
+        section = p->section ? p->section : ""; /* inih's copy may be truncated */
+
         if (!mark_seen(p, section, key)) {
                 diag(p, CONFIG_ERROR, p->line, section, key,
                      "duplicate key (TOML allows each key once per table)");
@@ -806,9 +809,16 @@ static int handler(void *user, const char *section, const char *key, const char 
 
 /* inih reads lines through us, so we know the line number of every key and can refuse lines
  * inih would silently misread (too long, arrays of tables, lines that are not key = value). */
+/* Like rest_is_comment() for a line that ends at `end` rather than at a NUL. */
+static bool line_rest_is_comment(const char *s, const char *end) {
+        while (s < end && (*s == ' ' || *s == '\t'))
+                s++;
+        return s == end || *s == '#';
+}
+
 static char *reader(char *str, int num, void *stream) {
         struct parser *p = stream;
-        const char *start, *end, *t;
+        const char *start, *end, *content_end, *t;
         size_t len;
 
         if (p->text[p->pos] == 0)
@@ -819,7 +829,13 @@ static char *reader(char *str, int num, void *stream) {
         p->pos += len + (*end ? 1 : 0);
         p->line++;
 
-        t = skip_space(start);
+        /* The '\r' of a "\r\n" line ending is not content; inih strips it from values. */
+        content_end = end > start && end[-1] == '\r' ? end - 1 : end;
+        /* inih skips a UTF-8 byte order mark at the start of the file; so do we. */
+        if (p->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
+                t = skip_space(start + 3);
+        else
+                t = skip_space(start);
         if (len + 2 > (size_t) num) {
                 diag(p, CONFIG_ERROR, p->line, NULL, NULL, "line is longer than %d bytes", num - 2);
                 goto ignore;
@@ -828,20 +844,24 @@ static char *reader(char *str, int num, void *stream) {
                 diag(p, CONFIG_ERROR, p->line, NULL, NULL, "NUL byte in line");
                 goto ignore;
         }
-        if (t >= end || *t == '#' || *t == ';' || *t == '\r')
+        if (t >= content_end || *t == '#' || *t == ';')
                 goto copy;
         if (*t == '[') {
-                const char *close = memchr(t, ']', (size_t) (end - t));
+                const char *close = memchr(t, ']', (size_t) (content_end - t));
                 if (t[1] == '[') {
                         diag(p, CONFIG_ERROR, p->line, NULL, NULL,
                              "arrays of tables ([[…]]) are not supported; use [channels.NAME]");
                         goto ignore;
                 }
-                if (!close || !rest_is_comment(close + 1)) {
+                if (!close || !line_rest_is_comment(close + 1, content_end)) {
                         diag(p, CONFIG_ERROR, p->line, NULL, NULL,
                              "malformed section header; expected [name]");
                         goto ignore;
                 }
+                free(p->section);
+                p->section = strndup(t + 1, (size_t) (close - t - 1));
+                if (!p->section)
+                        p->oom = -ENOMEM;
                 goto copy;
         }
         if (!memchr(t, '=', (size_t) (end - t))) {
@@ -924,6 +944,7 @@ static void config_set_defaults(struct config *c) {
         c->restart_interval_usec = 60 * USEC_PER_SEC;
         c->restart_delay_max_usec = 30 * USEC_PER_SEC;
         c->state_interval_usec = 5 * USEC_PER_SEC;
+        c->worker_watchdog_usec = 10 * USEC_PER_SEC;
         c->gateway_enabled = true;
         c->gateway_port = 7777;
         c->gateway_max_body = 1024 * 1024;
@@ -956,6 +977,9 @@ int config_parse_text(const char *path, const char *text, struct config **ret) {
         ini_allow_multiline = false;
         ini_use_stack = false;
         ini_max_line = CONFIG_LINE_MAX;
+        ini_initial_alloc = CONFIG_LINE_MAX; /* the heap buffer's size; inih's default is 200 */
+        ini_allow_realloc = false;
+        ini_allow_bom = true;
 
         if (ini_parse_stream(reader, &p, handler, &p) < 0)
                 r = -ENOMEM;
@@ -964,6 +988,7 @@ int config_parse_text(const char *path, const char *text, struct config **ret) {
         for (size_t i = 0; i < p.n_seen; i++)
                 free(p.seen[i]);
         free(p.seen);
+        free(p.section);
         if (r < 0 || p.oom) {
                 config_free(c);
                 return r < 0 ? r : p.oom;

@@ -1,5 +1,4 @@
 /* Client side of the control socket protocol (see control.h). */
-#include <config.h>
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,4 @@
 /* Bounded reads and atomic replacement of small files (see fileio.h). */
-#include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>

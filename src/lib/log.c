@@ -1,5 +1,4 @@
 /* Journal or stderr logging for all Conclave programs (see log.h). */
-#include <config.h>
 
 #include <stdarg.h>
 #include <stdio.h>

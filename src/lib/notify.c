@@ -1,5 +1,4 @@
 /* Parser for sd_notify datagrams (see notify.h). */
-#include <config.h>
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,4 @@
 /* Locations of Conclave's files (see paths.h). */
-#include <config.h>
 
 #include <errno.h>
 #include <pwd.h>

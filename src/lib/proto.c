@@ -1,5 +1,4 @@
 /* Framing of the supervisor <-> worker channel (see proto.h). */
-#include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,4 @@
 /* Clocks and human/ISO time formatting (see timeutil.h). */
-#include <config.h>
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,5 +1,4 @@
 /* Common main loop of the two worker programs (see worker.h). */
-#include <config.h>
 
 #include <errno.h>
 #include <signal.h>

@@ -1,0 +1,275 @@
+/* `conclave doctor`: every problem with the configuration, files, permissions and unit
+ * installation, each with where it is and how to fix it. Exit 1 when anything is critical. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "control.h"
+#include "macro.h"
+#include "paths.h"
+#include "proto.h"
+
+struct report {
+        bool json;
+        struct json_object *findings;
+        unsigned errors, warnings;
+};
+
+static void finding(struct report *r, const char *severity, const char *check, const char *file,
+                    unsigned line, const char *fmt, ...) _printf_(6, 7);
+static void finding(struct report *r, const char *severity, const char *check, const char *file,
+                    unsigned line, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        if (streq(severity, "error"))
+                r->errors++;
+        else if (streq(severity, "warning"))
+                r->warnings++;
+        if (r->json) {
+                struct json_object *o = json_object_new_object();
+                json_object_object_add(o, "severity", json_object_new_string(severity));
+                json_object_object_add(o, "check", json_object_new_string(check));
+                json_object_object_add(o, "file", file ? json_object_new_string(file) : NULL);
+                json_object_object_add(o, "line", line ? json_object_new_int((int) line) : NULL);
+                json_object_object_add(o, "message", json_object_new_string(msg));
+                json_object_array_add(r->findings, o);
+        } else
+                printf("%-7s %-8s %s\n", severity, check, msg);
+}
+
+/* A secret file must exist, be a regular file and be readable by its owner only. */
+static void check_secret_file(struct report *r, const struct config *c, const char *section,
+                              const char *key, const char *path, unsigned line) {
+        _cleanup_free_ char *home = paths_home(), *full = NULL;
+        struct stat st;
+
+        if (!path)
+                return;
+        if (strncmp(path, "credential:", 11) == 0)
+                return; /* resolved from $CREDENTIALS_DIRECTORY by systemd at run time */
+        full = path[0] == '/' ? strdup(path) : path_join(home ? home : ".", path);
+        if (!full)
+                return;
+        if (stat(full, &st) < 0) {
+                finding(r, "error", "secrets", c->path, line, "[%s] %s: %s: %s; create it (mode 0600) or fix the path",
+                        section, key, full, strerror(errno));
+                return;
+        }
+        if (!S_ISREG(st.st_mode))
+                finding(r, "error", "secrets", c->path, line, "[%s] %s: %s is not a regular file", section, key, full);
+        else if (st.st_mode & 0077)
+                finding(r, "error", "secrets", c->path, line,
+                        "[%s] %s: %s is readable by group or others (mode %04o); fix: chmod 600 %s",
+                        section, key, full, (unsigned) (st.st_mode & 07777), full);
+        else if (st.st_uid != getuid())
+                finding(r, "warning", "secrets", c->path, line, "[%s] %s: %s is owned by uid %u, not you",
+                        section, key, full, (unsigned) st.st_uid);
+        else
+                finding(r, "ok", "secrets", c->path, line, "[%s] %s: %s is private", section, key, full);
+}
+
+static void check_config(struct report *r, const char *path, struct config **ret) {
+        struct config *c = NULL;
+        struct stat st;
+        int k;
+
+        k = config_load(path, true, &c, NULL);
+        if (k < 0) {
+                finding(r, "error", "config", path, 0, "cannot read %s: %s%s", path, strerror(-k),
+                        k == -EFBIG ? " (larger than 64 KiB)" : k == -EBADMSG ? " (contains a NUL byte)" : "");
+                (void) config_parse_text(path, NULL, ret);
+                return;
+        }
+        if (stat(path, &st) < 0)
+                finding(r, "ok", "config", path, 0, "%s does not exist; built-in defaults are in use", path);
+        else {
+                if (c->gateway_token && (st.st_mode & 0077))
+                        finding(r, "error", "secrets", path, 0,
+                                "%s holds [gateway] token and is readable by group or others (mode %04o); "
+                                "fix: chmod 600 %s, or move the token to token_file",
+                                path, (unsigned) (st.st_mode & 07777), path);
+                else if (st.st_mode & 0022)
+                        finding(r, "warning", "config", path, 0, "%s is writable by group or others; fix: chmod 600 %s",
+                                path, path);
+        }
+        for (size_t i = 0; i < c->n_diagnostics; i++) {
+                const struct config_diagnostic *d = &c->diagnostics[i];
+                char where[256] = "";
+                if (d->section || d->key)
+                        snprintf(where, sizeof where, "%s%s%s%s%s", d->section ? "[" : "", d->section ? d->section : "",
+                                 d->section ? "] " : "", d->key ? d->key : "", ": ");
+                char location[32] = "";
+                if (d->line)
+                        snprintf(location, sizeof location, ":%u", d->line);
+                finding(r, d->severity == CONFIG_ERROR ? "error" : "warning", "config", path, d->line,
+                        "%s%s: %s%s", path, location, where, d->message);
+        }
+        if (c->n_errors == 0 && stat(path, &st) == 0)
+                finding(r, "ok", "config", path, 0, "%s parses%s", path,
+                        c->n_diagnostics ? " (with warnings above)" : " cleanly");
+
+        check_secret_file(r, c, "gateway", "token_file", c->gateway_token_file, 0);
+        for (size_t i = 0; i < c->n_providers; i++) {
+                char section[96];
+                snprintf(section, sizeof section, "providers.%s", c->providers[i].name);
+                check_secret_file(r, c, section, "api_key_file", c->providers[i].api_key_file, c->providers[i].line);
+        }
+        for (size_t i = 0; i < c->n_channels; i++) {
+                const struct config_channel *ch = &c->channels[i];
+                char section[96];
+                snprintf(section, sizeof section, "channels.%s", ch->name);
+                for (size_t j = 0; j < ch->n_settings; j++) {
+                        size_t len = strlen(ch->settings[j].key);
+                        if (len > 5 && streq(ch->settings[j].key + len - 5, "_file") &&
+                            !streq(ch->settings[j].key, "ca_file"))
+                                check_secret_file(r, c, section, ch->settings[j].key, ch->settings[j].value,
+                                                  ch->settings[j].line);
+                }
+        }
+        *ret = c;
+}
+
+static void check_dirs(struct report *r) {
+        _cleanup_free_ char *home = paths_home(), *runtime = paths_runtime_dir();
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        struct stat st;
+
+        if (!home) {
+                finding(r, "error", "paths", NULL, 0, "cannot determine CONCLAVE_HOME: HOME is not set");
+                return;
+        }
+        if (stat(home, &st) < 0)
+                finding(r, "ok", "paths", home, 0, "%s does not exist yet; the daemon creates it (mode 0700)", home);
+        else if (!S_ISDIR(st.st_mode))
+                finding(r, "error", "paths", home, 0, "%s is not a directory", home);
+        else if (access(home, R_OK | W_OK | X_OK) < 0)
+                finding(r, "error", "paths", home, 0, "%s is not writable by you; fix its owner", home);
+        else if (st.st_mode & 0077)
+                finding(r, "warning", "paths", home, 0,
+                        "%s is accessible by group or others (mode %04o); fix: chmod 700 %s", home,
+                        (unsigned) (st.st_mode & 07777), home);
+        else
+                finding(r, "ok", "paths", home, 0, "%s is private and writable", home);
+
+        if (!xdg || !*xdg)
+                finding(r, "warning", "paths", NULL, 0,
+                        "XDG_RUNTIME_DIR is not set; sockets go to %s (log in through a session, or "
+                        "`loginctl enable-linger $USER`)", runtime ? runtime : "?");
+        else if (stat(xdg, &st) < 0 || !S_ISDIR(st.st_mode) || access(xdg, W_OK) < 0)
+                finding(r, "error", "paths", xdg, 0, "XDG_RUNTIME_DIR=%s is not a writable directory", xdg);
+        else
+                finding(r, "ok", "paths", xdg, 0, "runtime directory %s", runtime ? runtime : "?");
+}
+
+/* Where `systemctl --user` looks for units, most specific first. */
+static void check_unit(struct report *r) {
+        _cleanup_free_ char *supervisor = cli_find_program("conclave-supervisor"), *config_home = NULL;
+        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        const char *dirs[] = { NULL, "/etc/systemd/user", "/usr/local/lib/systemd/user",
+                               "/usr/lib/systemd/user", SYSTEMDUSERUNITDIR };
+
+        if (xdg && *xdg)
+                config_home = path_join(xdg, "systemd/user");
+        else if (home)
+                config_home = path_join(home, ".config/systemd/user");
+        dirs[0] = config_home;
+
+        if (!supervisor || access(supervisor, X_OK) < 0)
+                finding(r, "error", "install", supervisor, 0, "conclave-supervisor not found at %s; reinstall Conclave",
+                        supervisor ? supervisor : "?");
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *unit = NULL;
+                if (!dirs[i])
+                        continue;
+                unit = path_join(dirs[i], "conclave.service");
+                if (unit && access(unit, R_OK) == 0) {
+                        finding(r, "ok", "install", unit, 0, "user unit installed: %s", unit);
+                        return;
+                }
+        }
+        finding(r, "warning", "install", NULL, 0,
+                "conclave.service is not installed for systemd --user; fix: conclave service install");
+}
+
+static void check_daemon(struct report *r) {
+        _cleanup_free_ char *path = paths_control_socket();
+        int fd = path ? control_connect(path) : -ENOMEM;
+
+        if (fd >= 0) {
+                finding(r, "ok", "daemon", path, 0, "the daemon answers on %s", path);
+                close(fd);
+        } else
+                finding(r, "ok", "daemon", path, 0, "the daemon is not running (nothing answers on %s)",
+                        path ? path : "?");
+}
+
+int cmd_doctor(int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct report r = {};
+        _cleanup_free_ char *path = NULL;
+        struct config *c = NULL;
+        int opt;
+
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'j':
+                        r.json = true;
+                        break;
+                case 'c':
+                        free(path);
+                        path = strdup(optarg);
+                        break;
+                case 'h':
+                        printf("Usage: conclave doctor [--json] [--config FILE]\n\n"
+                               "Checks the configuration (every error with file, line, section and key),\n"
+                               "secret files' permissions, directories, the user unit and the daemon.\n"
+                               "Exit status 1 when an error was found, 0 otherwise.\n\n"
+                               "  -c, --config FILE  configuration file to check\n"
+                               "      --json         print the findings as a JSON array\n");
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "conclave doctor: unexpected argument '%s'\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        if (!path)
+                path = paths_config_file();
+        if (!path) {
+                fprintf(stderr, "conclave doctor: cannot determine the configuration path (is HOME set?)\n");
+                return EXIT_FAILURE;
+        }
+        if (r.json)
+                r.findings = json_object_new_array();
+
+        check_config(&r, path, &c);
+        check_dirs(&r);
+        check_unit(&r);
+        check_daemon(&r);
+        config_free(c);
+
+        if (r.json) {
+                printf("%s\n", json_object_to_json_string_ext(r.findings, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                json_object_put(r.findings);
+        } else
+                printf("\n%u error(s), %u warning(s)\n", r.errors, r.warnings);
+        return r.errors ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,9 @@
+/* daemon_state.json: the heartbeat file that tells operators (and `conclave status` when the
+ * control socket is unreachable) what the daemon was doing, rewritten atomically. */
+#pragma once
+
+struct supervisor;
+
+#define DAEMON_STATE_VERSION 1
+
+int state_write(struct supervisor *s);
