@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
@@ -45,7 +46,7 @@ static const struct key_desc runtime_keys[] = {
         { "log_level", V_LEVEL, CFG(log_level), 0, 0 },
         { "ledger_sync", V_SYNC, CFG(ledger_sync), 0, 0 },
         { "ledger_batch_window", V_DURATION, CFG(ledger_batch_usec), 0, 0 },
-        { "restart_burst", V_UINT, CFG(restart_burst), 1, 1000 },
+        { "restart_burst", V_UINT, CFG(restart_burst), 1, RESTART_HISTORY_MAX },
         { "restart_interval", V_DURATION, CFG(restart_interval_usec), 0, 0 },
         { "restart_delay_max", V_DURATION, CFG(restart_delay_max_usec), 0, 0 },
         { "state_interval", V_DURATION, CFG(state_interval_usec), 0, 0 },
@@ -380,6 +381,10 @@ int parse_duration_usec(const char *s, uint64_t *ret) {
         double v;
 
         if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        /* Plain decimals only: strtod would also take "0x10" and "1e3". */
+        if (strspn(s, "0123456789.") == 0 || strchr(s, 'x') || strchr(s, 'X') ||
+            strspn(s, "0123456789.") != strcspn(s, "abcdfghijklmnopqrstuvwyzABCDFGHIJKLMNOPQRSTUVWYZ"))
                 return -EINVAL;
         errno = 0;
         v = strtod(s, &end);
@@ -875,7 +880,7 @@ copy:
         str[len + 1] = 0;
         return str;
 ignore:
-        strcpy(str, "#\n");
+        memcpy(str, "#\n", 3);
         return str;
 }
 

@@ -66,7 +66,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, unsigned m
 
         if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
                 return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        /* A temp file left behind by a crashed writer with the same pid would keep its old
+         * mode (O_CREAT applies `mode` only to new files): start from a fresh one. */
+        (void) unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
                 return negative_errno();
         r = write_all(fd, data, len);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,10 +29,19 @@ int proto_send(int fd, const char *type, uint64_t id, struct json_object *data) 
         len = strlen(s);
         if (len > PROTO_PACKET_MAX)
                 return -EMSGSIZE;
-        for (;;) {
+        for (bool raised = false;;) {
                 ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
                 if (n >= 0)
                         return 0;
+                if (errno == EMSGSIZE && !raised) {
+                        /* A packet must fit the socket's send buffer, and the default
+                         * (net.core.wmem_default, 208 KiB) is below PROTO_PACKET_MAX. */
+                        int size = (int) (2 * PROTO_PACKET_MAX);
+                        raised = true;
+                        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0)
+                                continue;
+                        errno = EMSGSIZE;
+                }
                 if (errno != EINTR)
                         return negative_errno();
         }

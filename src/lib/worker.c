@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
@@ -175,13 +176,17 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
 
 int worker_run(struct worker *w) {
         int r = sd_event_loop(w->event);
-        if (r < 0)
-                return log_error_errno(r, "event loop failed") < 0 ? 1 : 1;
+        if (r < 0) {
+                log_error_errno(r, "event loop failed");
+                return 1;
+        }
         return r;
 }
 
 void worker_done(struct worker *w) {
         sd_event_source_disable_unref(w->channel_source);
+        if (w->channel_fd >= 0)
+                close(w->channel_fd);
         config_free(w->config);
         sd_event_unref(w->event);
 }

@@ -29,7 +29,22 @@
 #                                user) and daemon-reload
 #        sandbox_require_user_bus  fail clearly unless the user D-Bus exists
 #      and these variables: SANDBOX_UID, SANDBOX_GID, SANDBOX_USER,
-#      SANDBOX_HOME, SANDBOX_RUNTIME_DIR, SANDBOX_STATE_DIR, SANDBOX_LIB.
+#      SANDBOX_HOME, SANDBOX_RUNTIME_DIR, SANDBOX_STATE_DIR (journald.log,
+#      manager.log), SANDBOX_LIB (this file), SANDBOX_INSIDE=1.
+#      A test can re-exec itself through the runner when started directly:
+#        if [[ "${SANDBOX_INSIDE:-}" != 1 ]]; then
+#            exec bash "$(dirname "$0")/sandbox.sh" run "$0" "$@"; fi
+#        . "$SANDBOX_LIB"
+#
+# What the test sees: / is the machine's, except for private tmpfs on
+# /run/systemd, /run/log, /var/log/journal, /run/user and the test user's
+# HOME (empty at every run).  The user `conclave-test` (uid 1500) is created
+# once with useradd and kept.  Unit ExecStart= binaries must be reachable by
+# that user (e.g. not under /root, which is 0700).  Runs for the same uid
+# are serialized with flock on /run/lock/conclave-sandbox-UID.lock; a
+# different CONCLAVE_SANDBOX_UID/USER pair can run in parallel.  A runner
+# killed with SIGKILL cannot clean up: the next run then skips and names the
+# leftover pids.
 #
 # Knobs (environment, all optional):
 #   CONCLAVE_SANDBOX_UID      test user's uid (default 1500)
@@ -39,6 +54,8 @@
 #   CONCLAVE_SANDBOX_REQUIRE=1  a sandbox that cannot be set up is an ERROR
 #                             (exit 99) instead of a SKIP (exit 77); for CI
 #                             machines where it is known to work.
+#   CONCLAVE_SANDBOX_LOCK_TIMEOUT  seconds to wait for a concurrent run with
+#                             the same uid (default 1800)
 #   CONCLAVE_SANDBOX_VERBOSE=1  more sandbox_log output.
 
 # ---------------------------------------------------------------------------
@@ -94,9 +111,8 @@ wait_for() {
         return 2
     fi
     local frac=${BASH_REMATCH[3]:-0}
-    frac=$((10#${frac}000000 / 10 ** ${#frac} / 1000000))
-    # microseconds
-    local budget=$((10#${BASH_REMATCH[1]} * 1000000 + 10#$frac))
+    # budget in microseconds
+    local budget=$((10#${BASH_REMATCH[1]} * 1000000 + 10#$frac * 10 ** (6 - ${#frac})))
     local start now out="" rc=0
     start=${EPOCHREALTIME/[.,]/}
     sandbox_log "waiting up to ${timeout}s for: $*"
@@ -269,7 +285,7 @@ _sandbox_setup() {
     # --- journald -------------------------------------------------------------
     [[ -s /etc/machine-id ]] ||
         _sandbox_skip "/etc/machine-id is missing or empty (journald and the user manager need it; run systemd-machine-id-setup)"
-    /lib/systemd/systemd-journald </dev/null >"$SANDBOX_STATE_DIR/journald.log" 2>&1 &
+    /lib/systemd/systemd-journald </dev/null >"$SANDBOX_STATE_DIR/journald.log" 2>&1 9>&- &
     _SANDBOX_JOURNALD_PID=$!
     _sandbox_verbose "systemd-journald started, pid $_SANDBOX_JOURNALD_PID"
     local i
@@ -292,7 +308,7 @@ _sandbox_setup() {
     pw=$(getent passwd "$uid") || pw=""
     if [[ -z "$pw" ]]; then
         if getent passwd "$want_name" >/dev/null; then
-            _sandbox_skip "user '$want_name' exists but not with uid $uid; set CONCLAVE_SANDBOX_UID"
+            _sandbox_skip "user '$want_name' exists but not with uid $uid; pick another CONCLAVE_SANDBOX_USER/CONCLAVE_SANDBOX_UID pair"
         fi
         sandbox_log "creating test user $want_name (uid $uid)"
         useradd -m -u "$uid" -U -s /bin/bash -c "Conclave integration tests" "$want_name" \
@@ -323,24 +339,23 @@ _sandbox_setup() {
     # --- cgroups --------------------------------------------------------------
     _sandbox_detect_hierarchies ||
         _sandbox_skip "no systemd cgroup hierarchy found under /sys/fs/cgroup (need name=systemd v1 and/or cgroup2)"
-    local rel="user.slice/user-$uid.slice/user@$uid.service" h d pids
-    _SANDBOX_CG_CREATED=()
+    local rel="user.slice/user-$uid.slice/user@$uid.service" h pids n
     _SANDBOX_CG_MANAGER=()
     for h in "${_SANDBOX_HIERS[@]}"; do
         if [[ -d "$h/$rel" ]]; then
             pids=$(_sandbox_cgroup_pids "$h/$rel" | tr '\n' ' ')
             if [[ -n "${pids// /}" ]]; then
-                _sandbox_skip "cgroup $h/$rel is in use by pids $pids (another sandbox or a leftover manager; stop it first)"
+                _sandbox_skip "cgroup $h/$rel is in use by pids $pids- a run that was killed with SIGKILL leaves its manager (and its journald) behind; kill those pids, then rmdir the cgroup tree deepest first"
             fi
             sandbox_log "reusing stale empty cgroup $h/$rel (left by an earlier run)"
         fi
-        for d in user.slice "user.slice/user-$uid.slice" "$rel"; do
-            if [[ ! -d "$h/$d" ]]; then
-                mkdir "$h/$d" 2>"$SANDBOX_STATE_DIR/cgroup.log" ||
-                    _sandbox_skip "cannot create cgroup $h/$d: $(<"$SANDBOX_STATE_DIR/cgroup.log")"
-                _SANDBOX_CG_CREATED+=("$h/$d")
-            fi
+        # retried: a concurrent sandbox (other uid) may rmdir an empty parent
+        for n in 1 2 3; do
+            mkdir -p "$h/$rel" 2>"$SANDBOX_STATE_DIR/cgroup.log" && break
+            sleep 0.1
         done
+        [[ -d "$h/$rel" ]] ||
+            _sandbox_skip "cannot create cgroup $h/$rel: $(<"$SANDBOX_STATE_DIR/cgroup.log")"
         _SANDBOX_CG_MANAGER+=("$h/$rel")
         chown -R "$uid:$gid" "$h/$rel" ||
             _sandbox_skip "cannot delegate cgroup $h/$rel to uid $uid (chown -R failed)"
@@ -361,7 +376,7 @@ _sandbox_setup() {
             HOME="$home" USER="$name" LOGNAME="$name" SHELL=/bin/bash LANG=C.UTF-8 \
             XDG_RUNTIME_DIR="/run/user/$uid" \
             /lib/systemd/systemd --user --log-target=journal-or-kmsg
-    ) </dev/null >"$SANDBOX_STATE_DIR/manager.log" 2>&1 &
+    ) </dev/null >"$SANDBOX_STATE_DIR/manager.log" 2>&1 9>&- &
     _SANDBOX_MANAGER_PID=$!
     _sandbox_verbose "systemd --user started, pid $_SANDBOX_MANAGER_PID"
 
@@ -392,6 +407,12 @@ _sandbox_setup() {
         ;;
     esac
     _sandbox_verbose "user manager is $state"
+    # systemctl/journalctl --user do not need the user D-Bus (systemctl uses
+    # $XDG_RUNTIME_DIR/systemd/private), but systemd-run/busctl --user and
+    # sd_bus_open_user() do.  Say so early; sandbox_require_user_bus fails.
+    if [[ ! -S "$SANDBOX_RUNTIME_DIR/bus" ]]; then
+        sandbox_log "NOTE: no user D-Bus at $SANDBOX_RUNTIME_DIR/bus (package dbus-user-session missing?); systemctl/journalctl --user still work"
+    fi
 }
 
 _sandbox_cleanup() {
@@ -462,8 +483,9 @@ _sandbox_cleanup() {
         sleep 0.2
     fi
 
-    # 5. cgroups: the manager's whole subtree (deepest first), then the
-    #    parents this run created.
+    # 5. cgroups: the manager's whole subtree (deepest first), then its
+    #    parents user-UID.slice and user.slice if nothing else uses them
+    #    (rmdir fails on a cgroup that has children or processes).
     for d in "${_SANDBOX_CG_MANAGER[@]}"; do
         [[ -d "$d" ]] || continue
         for n in 1 2 3 4 5 6 7 8 9 10; do
@@ -476,15 +498,8 @@ _sandbox_cleanup() {
             problems=1
         fi
     done
-    local k
-    for ((k = ${#_SANDBOX_CG_CREATED[@]} - 1; k >= 0; k--)); do
-        d=${_SANDBOX_CG_CREATED[k]}
-        [[ -d "$d" ]] || continue
-        # Parents (user.slice, user-UID.slice) are only removed when empty.
-        rmdir "$d" 2>/dev/null || [[ ! -d "$d" ]] || {
-            sandbox_log "could not remove cgroup $d"
-            problems=1
-        }
+    for d in "${_SANDBOX_CG_MANAGER[@]}"; do
+        rmdir "${d%/*}" "${d%/*/*}" 2>/dev/null
     done
 
     if ((problems)) && ((rc == 0)); then
@@ -500,7 +515,6 @@ _sandbox_inside() {
     shift
     _SANDBOX_TEST_PID=""
     _SANDBOX_CG_MANAGER=()
-    _SANDBOX_CG_CREATED=()
     trap _sandbox_cleanup EXIT
     trap 'exit 129' HUP
     trap 'exit 130' INT
@@ -514,11 +528,13 @@ _sandbox_inside() {
 
     # In the background + `wait`, so that a signal to this shell (timeout,
     # Ctrl-C) runs the cleanup at once instead of after the test finishes.
+    # bash starts background commands with SIGINT/SIGQUIT ignored; give the
+    # test (and the daemons it starts) default dispositions back.
     local rc=0
     if [[ -x "$_SANDBOX_TEST" ]]; then
-        "$_SANDBOX_TEST" "$@" <&0 &
+        env --default-signal=INT,QUIT "$_SANDBOX_TEST" "$@" <&0 9>&- &
     else
-        bash "$_SANDBOX_TEST" "$@" <&0 &
+        env --default-signal=INT,QUIT bash "$_SANDBOX_TEST" "$@" <&0 9>&- &
     fi
     _SANDBOX_TEST_PID=$!
     wait "$_SANDBOX_TEST_PID" || rc=$?
@@ -567,9 +583,12 @@ _sandbox_run() {
     local lockdir=/run/lock
     [[ -d "$lockdir" && -w "$lockdir" ]] || lockdir=/tmp
     local lock="$lockdir/conclave-sandbox-${CONCLAVE_SANDBOX_UID:-1500}.lock"
-    exec {_sandbox_lock_fd}>"$lock" || _sandbox_skip "cannot open lock file $lock"
-    if ! flock -w 900 "$_sandbox_lock_fd"; then
-        _sandbox_skip "another sandbox run held $lock for 15 minutes"
+    # fd 9 is held by this process only (closed for the daemons and the test),
+    # so a killed run cannot keep the lock through orphans.
+    exec 9>"$lock" || _sandbox_skip "cannot open lock file $lock"
+    local lock_timeout=${CONCLAVE_SANDBOX_LOCK_TIMEOUT:-1800}
+    if ! flock -w "$lock_timeout" 9; then
+        _sandbox_skip "another sandbox run held $lock for ${lock_timeout}s"
     fi
 
     exec unshare -m --propagation private -- bash "$_SANDBOX_SELF" __inside "$test" "$@"

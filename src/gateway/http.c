@@ -1,0 +1,653 @@
+/* The gateway's HTTP server: libmicrohttpd in external epoll mode under sd-event (its epoll fd
+ * is one I/O source, MHD_get_timeout() re-arms one timer), the listener lifecycle, and routing. */
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "http.h"
+#include "log.h"
+#include "macro.h"
+#include "proto.h"
+#include "timeutil.h"
+
+/* Bounds on what clients can make us hold: connections, idle time, per-connection memory. */
+#define HTTP_CONNECTION_LIMIT 1024u
+#define HTTP_CONNECTION_TIMEOUT_SEC 30u
+#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 64 * 1024)
+
+#define HTTP_ADDRESS_MAX (INET6_ADDRSTRLEN + 32)
+/* Request paths are client data; only this much of one goes into a log entry. */
+#define HTTP_LOG_PATH_MAX 256
+
+struct http_listener {
+        struct http_server *server;
+        struct MHD_Daemon *daemon;
+        sd_event_source *io_source;
+        sd_event_source *timer_source;
+        bool activated; /* serves a copy of the socket systemd passed us */
+        char *bind;     /* the [gateway] bind/port it was made from; NULL when activated */
+        uint16_t port;
+        char address[HTTP_ADDRESS_MAX]; /* what it really listens on, e.g. "[::1]:7777" */
+};
+
+struct http_server {
+        sd_event *event;
+        struct http_listener *listener; /* NULL when not listening */
+        int activated_fd;               /* from sd_listen_fds(), -1 without socket activation */
+        bool disabled;                  /* [gateway] enabled = false */
+        uint64_t start_usec;            /* CLOCK_MONOTONIC, for /healthz uptime */
+};
+
+/* Per-request state, created when the request line arrives and freed when MHD is done with it. */
+struct http_request {
+        uint64_t start_usec;
+        bool headers_seen;
+        unsigned status; /* 0 until a response is queued */
+        char method[16];
+        char path[HTTP_LOG_PATH_MAX];
+};
+
+/* ---- addresses --------------------------------------------------------------------------- */
+
+static void format_sockaddr(const struct sockaddr_storage *sa, socklen_t len, char *buf, size_t size) {
+        char host[INET6_ADDRSTRLEN] = "";
+
+        if (sa->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+                snprintf(buf, size, "%s:%u", host, (unsigned) ntohs(in->sin_port));
+        } else if (sa->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+                if (in6->sin6_scope_id != 0)
+                        snprintf(buf, size, "[%s%%%u]:%u", host, (unsigned) in6->sin6_scope_id,
+                                 (unsigned) ntohs(in6->sin6_port));
+                else
+                        snprintf(buf, size, "[%s]:%u", host, (unsigned) ntohs(in6->sin6_port));
+        } else if (sa->ss_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) {
+                const struct sockaddr_un *un = (const struct sockaddr_un *) sa;
+                size_t n = (size_t) len - offsetof(struct sockaddr_un, sun_path);
+                /* An abstract socket name starts with NUL; show it the way ss(8) does. */
+                if (un->sun_path[0] == 0)
+                        snprintf(buf, size, "@%.*s", (int) (n > 0 ? n - 1 : 0), un->sun_path + 1);
+                else
+                        snprintf(buf, size, "%.*s", (int) strnlen(un->sun_path, n), un->sun_path);
+        } else
+                snprintf(buf, size, "(address family %d)", (int) sa->ss_family);
+}
+
+static bool sockaddr_is_loopback(const struct sockaddr_storage *sa) {
+        if (sa->ss_family == AF_UNIX)
+                return true;
+        if (sa->ss_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->ss_family == AF_INET6)
+                return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *) sa)->sin6_addr);
+        return false;
+}
+
+/* "127.0.0.1:7777" / "[::1]:7777" from the configuration, for messages before a socket exists. */
+static void format_bind(const char *bind, uint16_t port, char *buf, size_t size) {
+        snprintf(buf, size, strchr(bind, ':') ? "[%s]:%u" : "%s:%u", bind, (unsigned) port);
+}
+
+/* Only numeric addresses (and "localhost") are accepted: resolving a name would block the loop
+ * and could silently move the listener to whatever the resolver answers. */
+static int parse_bind(const char *bind, uint16_t port, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        const struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+        };
+        struct addrinfo *ai = NULL;
+        char service[8];
+
+        snprintf(service, sizeof service, "%u", (unsigned) port);
+        if (getaddrinfo(streq(bind, "localhost") ? "127.0.0.1" : bind, service, &hints, &ai) != 0)
+                return -EINVAL;
+        if (ai->ai_addrlen > sizeof *ret) {
+                freeaddrinfo(ai);
+                return -EAFNOSUPPORT;
+        }
+        memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+        *ret_len = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        return 0;
+}
+
+static int socket_listen(const struct sockaddr *sa, socklen_t len) {
+        _cleanup_close_ int fd = -1;
+        int one = 1, r;
+
+        fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
+        if (fd < 0)
+                return negative_errno();
+        /* Lets a restarted gateway bind while old connections sit in TIME_WAIT. Not SO_REUSEPORT:
+         * a second gateway on the same port must fail, not silently share the traffic. */
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+                return negative_errno();
+        if (bind(fd, sa, len) < 0 || listen(fd, SOMAXCONN) < 0)
+                return negative_errno();
+        r = fd;
+        fd = -1;
+        return r;
+}
+
+static const char *listen_error_hint(int error) {
+        switch (error) {
+        case -EADDRINUSE:
+                return " (another program, perhaps another conclave-gateway, uses this port: stop "
+                       "it or choose another [gateway] port)";
+        case -EADDRNOTAVAIL:
+                return " (this machine has no such address: check [gateway] bind)";
+        case -EACCES:
+                return " (ports below 1024 need privileges: choose another [gateway] port)";
+        case -EAFNOSUPPORT:
+                return " (this machine does not support that address family: is IPv6 disabled?)";
+        default:
+                return "";
+        }
+}
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+static int json_add(struct json_object *o, const char *key, struct json_object *v) {
+        if (!v || json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *con, struct http_request *req,
+                                    unsigned status, struct json_object *body, const char *allow) {
+        struct MHD_Response *response;
+        _cleanup_free_ char *text = NULL;
+        enum MHD_Result ret;
+        const char *s;
+
+        s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s || asprintf(&text, "%s\n", s) < 0)
+                return MHD_NO;
+        response = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
+        if (!response)
+                return MHD_NO;
+        if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") == MHD_NO ||
+            MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_NO ||
+            MHD_add_response_header(response, "X-Content-Type-Options", "nosniff") == MHD_NO ||
+            (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) == MHD_NO)) {
+                MHD_destroy_response(response);
+                return MHD_NO;
+        }
+        ret = MHD_queue_response(con, status, response);
+        MHD_destroy_response(response);
+        if (ret == MHD_YES && req)
+                req->status = status;
+        return ret;
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *con, struct http_request *req,
+                                     unsigned status, const char *code, const char *message,
+                                     const char *allow) {
+        _cleanup_json_ struct json_object *body = json_object_new_object();
+        struct json_object *error = json_object_new_object();
+
+        if (!body) {
+                json_object_put(error);
+                return MHD_NO;
+        }
+        if (json_add(body, "error", error) < 0 ||
+            json_add(error, "code", json_object_new_string(code)) < 0 ||
+            json_add(error, "message", json_object_new_string(message)) < 0)
+                return MHD_NO;
+        return respond_json(con, req, status, body, allow);
+}
+
+static enum MHD_Result respond_healthz(struct http_server *s, struct MHD_Connection *con,
+                                       struct http_request *req) {
+        _cleanup_json_ struct json_object *body = json_object_new_object();
+        uint64_t uptime = now_usec(CLOCK_MONOTONIC) - s->start_usec;
+
+        if (!body || json_add(body, "status", json_object_new_string("ok")) < 0 ||
+            json_add(body, "program", json_object_new_string("conclave-gateway")) < 0 ||
+            json_add(body, "version", json_object_new_string(PACKAGE_VERSION)) < 0 ||
+            json_add(body, "pid", json_object_new_int64((int64_t) getpid())) < 0 ||
+            json_add(body, "uptime_usec", json_object_new_uint64(uptime)) < 0)
+                return MHD_NO;
+        return respond_json(con, req, MHD_HTTP_OK, body, NULL);
+}
+
+/* ---- request handling -------------------------------------------------------------------- */
+
+/* Copies client text for logs: bounded, and without bytes that could forge journal fields
+ * (the path arrives URL-decoded, so "%0A" would otherwise become a newline). */
+static void copy_printable(char *dst, size_t size, const char *src) {
+        size_t i = 0;
+
+        for (; src && src[i] && i + 1 < size; i++)
+                dst[i] = src[i] > 0x20 && src[i] < 0x7f ? src[i] : '?';
+        dst[i] = 0;
+}
+
+static bool request_has_body(struct MHD_Connection *con) {
+        const char *length = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        return (length && !streq(length, "0")) ||
+                MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+static void *on_request_line(void *userdata, const char *uri, struct MHD_Connection *con) {
+        struct http_request *req = calloc(1, sizeof *req);
+
+        /* The full URI may carry secrets in its query string: it is never stored or logged. */
+        if (req)
+                req->start_usec = now_usec(CLOCK_MONOTONIC);
+        return req;
+}
+
+static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_userdata) {
+        struct http_listener *l = userdata;
+        struct http_request *req = *req_userdata;
+
+        if (req && req->status != 0) {
+                /* Answered already; drop whatever body is still arriving. */
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (req && !req->headers_seen) {
+                req->headers_seen = true;
+                copy_printable(req->method, sizeof req->method, method);
+                copy_printable(req->path, sizeof req->path, url);
+                /* A response queued now, before MHD has read the whole request, makes it close
+                 * the connection. That is right for an unwanted body (no endpoint takes one yet),
+                 * but a bodiless request is answered on the next call to keep the connection. */
+                if (!request_has_body(con))
+                        return MHD_YES;
+        }
+
+        if (streq(url, "/healthz")) {
+                if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD))
+                        return respond_error(con, req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                             "/healthz supports GET and HEAD", "GET, HEAD");
+                return respond_healthz(l->server, con, req);
+        }
+        return respond_error(con, req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint", NULL);
+}
+
+static const char *termination_to_string(enum MHD_RequestTerminationCode how) {
+        switch (how) {
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "";
+        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timed out";
+        case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "listener stopped";
+        case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        case MHD_REQUEST_TERMINATED_READ_ERROR: return "client went away";
+        default: return "aborted";
+        }
+}
+
+static void on_request_done(void *userdata, struct MHD_Connection *con, void **req_userdata,
+                            enum MHD_RequestTerminationCode how) {
+        struct http_request *req = *req_userdata;
+        char fields[HTTP_LOG_PATH_MAX + 160];
+        uint64_t latency;
+
+        if (!req)
+                return;
+        *req_userdata = NULL;
+        if (log_get_max_level() >= LOG_DEBUG) {
+                latency = now_usec(CLOCK_MONOTONIC) - req->start_usec;
+                snprintf(fields, sizeof fields,
+                         "CONCLAVE_HTTP_STATUS=%u\nCONCLAVE_HTTP_METHOD=%s\nCONCLAVE_HTTP_PATH=%s\n"
+                         "CONCLAVE_HTTP_LATENCY_USEC=%" PRIu64,
+                         req->status, req->method, req->path, latency);
+                log_fields_errno(LOG_DEBUG, 0, fields, "%s %s %u %" PRIu64 ".%03" PRIu64 "ms%s%s",
+                                 *req->method ? req->method : "-", *req->path ? req->path : "-",
+                                 req->status, latency / USEC_PER_MSEC, latency % USEC_PER_MSEC,
+                                 how == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ", ",
+                                 termination_to_string(how));
+        }
+        free(req);
+}
+
+static void on_mhd_log(void *userdata, const char *format, va_list ap) _printf_(2, 0);
+static void on_mhd_log(void *userdata, const char *format, va_list ap) {
+        char message[512];
+        size_t n;
+
+        vsnprintf(message, sizeof message, format, ap);
+        n = strlen(message);
+        while (n > 0 && message[n - 1] == '\n')
+                message[--n] = 0;
+        /* Mostly clients misbehaving or limits reached: worth seeing, not an error of ours. */
+        log_fields_errno(LOG_NOTICE, 0, "CONCLAVE_HTTP_LIBRARY=libmicrohttpd", "libmicrohttpd: %s", message);
+}
+
+/* ---- event loop integration -------------------------------------------------------------- */
+
+/* Runs MHD, then arms the timer for MHD's next deadline (connection timeouts, or 0 when it has
+ * buffered work it did not finish this round). */
+static int listener_run(struct http_listener *l) {
+        MHD_UNSIGNED_LONG_LONG timeout_msec;
+        uint64_t now;
+        int r;
+
+        if (MHD_run(l->daemon) == MHD_NO) {
+                log_error("libmicrohttpd failed to process connections on %s; exiting", l->address);
+                return sd_event_exit(l->server->event, EXIT_FAILURE);
+        }
+        if (MHD_get_timeout(l->daemon, &timeout_msec) == MHD_NO)
+                return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+        r = sd_event_now(l->server->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the loop's clock");
+        if (timeout_msec >= (UINT64_MAX - now) / USEC_PER_MSEC)
+                return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+        r = sd_event_source_set_time(l->timer_source, now + (uint64_t) timeout_msec * USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return log_error_errno(r, "cannot arm the HTTP timer; connections may stall");
+        return 0;
+}
+
+static int on_epoll(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        return listener_run(userdata);
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        return listener_run(userdata);
+}
+
+/* ---- listeners --------------------------------------------------------------------------- */
+
+static struct http_listener *listener_free(struct http_listener *l) {
+        if (!l)
+                return NULL;
+        sd_event_source_disable_unref(l->io_source);
+        sd_event_source_disable_unref(l->timer_source);
+        /* In external polling mode this closes every connection and the listening socket. */
+        if (l->daemon)
+                MHD_stop_daemon(l->daemon);
+        free(l->bind);
+        free(l);
+        return NULL;
+}
+
+/* Serves HTTP on the listening socket fd, which it takes over (closed on failure, too). Errors
+ * are returned, not logged: the caller knows what the socket was meant to be. */
+static int listener_new(struct http_server *s, int fd, struct http_listener **ret) {
+        struct http_listener *l = calloc(1, sizeof *l);
+        const union MHD_DaemonInfo *info;
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int r;
+
+        if (!l) {
+                close(fd);
+                return -ENOMEM;
+        }
+        l->server = s;
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0) {
+                r = negative_errno();
+                close(fd);
+                listener_free(l);
+                return r;
+        }
+        format_sockaddr(&sa, len, l->address, sizeof l->address);
+
+        l->daemon = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
+                /* First, so that every message of MHD's goes through it. */
+                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
+                MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
+                MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
+                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_SEC,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY_LIMIT,
+                MHD_OPTION_URI_LOG_CALLBACK, on_request_line, l,
+                MHD_OPTION_NOTIFY_COMPLETED, on_request_done, l,
+                MHD_OPTION_END);
+        if (!l->daemon) {
+                /* MHD has logged why. Whether it closed fd varies; a second close is harmless
+                 * here (single thread, nothing opened in between). */
+                close(fd);
+                listener_free(l);
+                return -EIO;
+        }
+        info = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        r = info && info->epoll_fd >= 0 ? 0 : -EIO;
+        if (r >= 0)
+                r = sd_event_add_io(s->event, &l->io_source, info->epoll_fd, EPOLLIN, on_epoll, l);
+        if (r >= 0)
+                r = sd_event_add_time(s->event, &l->timer_source, CLOCK_MONOTONIC, UINT64_MAX,
+                                      USEC_PER_MSEC, on_timer, l);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+        if (r < 0) {
+                listener_free(l);
+                return r;
+        }
+        (void) sd_event_source_set_description(l->io_source, "http-epoll");
+        (void) sd_event_source_set_description(l->timer_source, "http-timer");
+        *ret = l;
+        return 0;
+}
+
+static int listener_new_bound(struct http_server *s, const char *bind, uint16_t port,
+                              struct http_listener **ret) {
+        struct sockaddr_storage sa;
+        struct http_listener *l;
+        socklen_t len;
+        int fd, r;
+
+        r = parse_bind(bind, port, &sa, &len);
+        if (r < 0)
+                return r;
+        fd = socket_listen((struct sockaddr *) &sa, len);
+        if (fd < 0)
+                return fd;
+        r = listener_new(s, fd, &l);
+        if (r < 0)
+                return r;
+        l->port = port;
+        l->bind = strdup(bind);
+        if (!l->bind) {
+                listener_free(l);
+                return -ENOMEM;
+        }
+        *ret = l;
+        return 0;
+}
+
+static int listener_new_activated(struct http_server *s, struct http_listener **ret) {
+        int fd, r;
+
+        /* MHD closes the socket it serves; give it a copy so disabling and re-enabling the
+         * gateway does not lose the socket systemd handed over. */
+        fd = fcntl(s->activated_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        r = listener_new(s, fd, ret);
+        if (r < 0)
+                return r;
+        (*ret)->activated = true;
+        return 0;
+}
+
+/* ---- server ------------------------------------------------------------------------------ */
+
+/* Refuses a listener reachable beyond this machine unless the operator asked for it and set a
+ * token. Configuration validation checks the same, but this is the last line of defence. */
+static int check_exposure(const struct http_server *s, const struct config *c) {
+        bool auth = config_gateway_has_auth(c), loopback;
+        char where[HTTP_ADDRESS_MAX + 64];
+
+        if (s->activated_fd >= 0) {
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof sa;
+                char address[HTTP_ADDRESS_MAX];
+
+                if (getsockname(s->activated_fd, (struct sockaddr *) &sa, &len) < 0)
+                        return log_error_errno(errno, "cannot read the socket-activated address");
+                loopback = sockaddr_is_loopback(&sa);
+                format_sockaddr(&sa, len, address, sizeof address);
+                snprintf(where, sizeof where, "the socket-activated address %s", address);
+        } else {
+                loopback = address_is_loopback(c->gateway_bind);
+                snprintf(where, sizeof where, "[gateway] bind = \"%s\"", c->gateway_bind);
+        }
+        if (loopback || (auth && c->gateway_allow_public_bind))
+                return 0;
+        return log_error_errno(EPERM, "refusing to listen: %s is not a loopback address and %s%s%s; "
+                               "bind to 127.0.0.1 or ::1, or set [gateway] token_file (or "
+                               "CONCLAVE_WEB_TOKEN) and allow_public_bind = true",
+                               where, auth ? "" : "no token is configured",
+                               !auth && !c->gateway_allow_public_bind ? " and " : "",
+                               c->gateway_allow_public_bind ? "" : "allow_public_bind is not set");
+}
+
+int http_server_new(sd_event *event, struct http_server **ret) {
+        struct http_server *s;
+        int n;
+
+        n = sd_listen_fds(1);
+        if (n < 0)
+                return log_error_errno(n, "cannot read the sockets passed by systemd");
+        if (n > 1)
+                return log_error_errno(EINVAL, "systemd passed %d sockets; conclave-gateway takes "
+                                       "exactly one (check ListenStream= in the .socket unit)", n);
+        if (n == 1) {
+                int fd = SD_LISTEN_FDS_START, flags;
+
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                        return log_error_errno(ENOTSOCK, "the socket passed by systemd is not a "
+                                               "listening stream socket");
+                /* MHD in epoll mode needs a non-blocking listening socket. */
+                flags = fcntl(fd, F_GETFL);
+                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                        return log_error_errno(errno, "cannot make the socket-activated fd non-blocking");
+        }
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->activated_fd = n == 1 ? SD_LISTEN_FDS_START : -1;
+        s->start_usec = now_usec(CLOCK_MONOTONIC);
+        *ret = s;
+        return 0;
+}
+
+struct http_server *http_server_free(struct http_server *s) {
+        if (!s)
+                return NULL;
+        listener_free(s->listener);
+        if (s->activated_fd >= 0)
+                close(s->activated_fd);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+static bool listener_matches(const struct http_listener *l, const struct config *c) {
+        /* A socket from systemd is fixed; [gateway] bind and port do not apply to it. */
+        return l->activated || (streq(l->bind, c->gateway_bind) && l->port == c->gateway_port);
+}
+
+/* Listeners on overlapping addresses cannot coexist (127.0.0.1:7777 then 0.0.0.0:7777), so the
+ * old one has to go first; if the new one still cannot listen, the old one is brought back. */
+static int replace_listener_on_same_port(struct http_server *s, const struct config *c,
+                                         struct http_listener **ret) {
+        _cleanup_free_ char *old_bind = strdup(s->listener->bind);
+        uint16_t old_port = s->listener->port;
+        int r, q;
+
+        if (!old_bind)
+                return -ENOMEM;
+        log_debug("port %u is held by our own listener on %s; handing it over",
+                  (unsigned) old_port, s->listener->address);
+        s->listener = listener_free(s->listener);
+        r = listener_new_bound(s, c->gateway_bind, c->gateway_port, ret);
+        if (r >= 0)
+                return r;
+        q = listener_new_bound(s, old_bind, old_port, &s->listener);
+        if (q < 0)
+                log_error_errno(q, "cannot listen on the previous address again; the gateway is "
+                                "not listening");
+        return r;
+}
+
+int http_server_apply_config(struct http_server *s, const struct config *c) {
+        struct http_listener *l = NULL;
+        struct sockaddr_storage sa;
+        char where[HTTP_ADDRESS_MAX];
+        socklen_t len;
+        int r;
+
+        if (!c->gateway_enabled) {
+                if (s->listener)
+                        log_info("[gateway] enabled = false: no longer listening on %s",
+                                 s->listener->address);
+                else
+                        log_info("[gateway] enabled = false: not listening");
+                s->listener = listener_free(s->listener);
+                s->disabled = true;
+                return 0;
+        }
+        if (s->activated_fd < 0 && parse_bind(c->gateway_bind, c->gateway_port, &sa, &len) < 0)
+                return log_error_errno(EINVAL, "[gateway] bind = \"%s\" is not an IP address; use a "
+                                       "numeric address such as \"127.0.0.1\" or \"::1\"",
+                                       c->gateway_bind);
+        r = check_exposure(s, c);
+        if (r < 0)
+                return r;
+        if (s->listener && listener_matches(s->listener, c)) {
+                s->disabled = false;
+                return 0;
+        }
+
+        if (s->activated_fd >= 0) {
+                r = listener_new_activated(s, &l);
+                if (r < 0)
+                        return log_error_errno(r, "cannot serve the socket passed by systemd");
+                log_info("listening on %s (socket activation; [gateway] bind and port are not used)",
+                         l->address);
+        } else {
+                r = listener_new_bound(s, c->gateway_bind, c->gateway_port, &l);
+                if (r == -EADDRINUSE && s->listener && s->listener->port == c->gateway_port)
+                        r = replace_listener_on_same_port(s, c, &l);
+                if (r < 0) {
+                        format_bind(c->gateway_bind, c->gateway_port, where, sizeof where);
+                        return log_error_errno(r, "cannot listen on %s%s", where, listen_error_hint(r));
+                }
+                log_info("listening on %s", l->address);
+        }
+        /* Only now that the new listener accepts connections does the old one go away. */
+        listener_free(s->listener);
+        s->listener = l;
+        s->disabled = false;
+        return 0;
+}
+
+void http_server_status(const struct http_server *s, char *buf, size_t size) {
+        if (s->disabled)
+                snprintf(buf, size, "disabled");
+        else if (s->listener)
+                snprintf(buf, size, "listening on %s", s->listener->address);
+        else
+                snprintf(buf, size, "not listening");
+}
