@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
         snprintf(supervisor, sizeof supervisor, "%s/conclave-supervisor", libexec);
-        snprintf(sock, sizeof sock, "%s/notify.sock", dir);
+        snprintf(sock, sizeof sock, "%s/systemd-notify.sock", dir);
         snprintf(cfg, sizeof cfg, "%s/config.toml", dir);
         srand((unsigned) getpid());
         port = 30000 + rand() % 20000;

@@ -16,6 +16,7 @@
 static const char *log_ident = "conclave";
 static bool log_journal = false;
 static int log_max_level = LOG_INFO;
+static bool log_level_from_env = false; /* CONCLAVE_LOG_LEVEL beats the config file */
 
 static bool stderr_is_journal(void) {
         const char *e = getenv("JOURNAL_STREAM");
@@ -48,8 +49,10 @@ void log_setup(const char *identifier, enum log_target target) {
                 log_journal = target == LOG_TARGET_JOURNAL;
 
         e = getenv("CONCLAVE_LOG_LEVEL");
-        if (e && log_level_from_string(e) >= 0)
+        if (e && log_level_from_string(e) >= 0) {
                 log_max_level = log_level_from_string(e);
+                log_level_from_env = true;
+        }
 }
 
 const char *log_identifier(void) {
@@ -61,7 +64,7 @@ bool log_to_journal(void) {
 }
 
 void log_set_max_level(int level) {
-        if (level >= LOG_EMERG && level <= LOG_DEBUG)
+        if (!log_level_from_env && level >= LOG_EMERG && level <= LOG_DEBUG)
                 log_max_level = level;
 }
 

@@ -23,6 +23,7 @@
 #include "timeutil.h"
 
 #define RELOAD_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define STATE_FLUSH_DELAY_USEC (200 * USEC_PER_MSEC)
 
 static const char *const state_names[] = {
         [SUPERVISOR_STARTING] = "starting",
@@ -94,7 +95,25 @@ void supervisor_worker_changed(struct supervisor *s, struct worker_proc *w) {
                 break;
         }
         supervisor_update_status(s);
+        supervisor_state_changed(s);
+}
+
+static int on_state_flush(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct supervisor *s = userdata;
+
+        s->state_flush = sd_event_source_disable_unref(s->state_flush);
         (void) state_write(s);
+        return 0;
+}
+
+/* State-file writes fsync; several changes in a burst (start-up, a restart) share one write,
+ * a little later, so the loop never stalls on the disk while workers wait for it. */
+void supervisor_state_changed(struct supervisor *s) {
+        if (s->state_flush || !s->event)
+                return;
+        if (sd_event_add_time_relative(s->event, &s->state_flush, CLOCK_MONOTONIC, STATE_FLUSH_DELAY_USEC,
+                                       0, on_state_flush, s) < 0)
+                (void) state_write(s);
 }
 
 void supervisor_stop(struct supervisor *s) {
@@ -387,7 +406,7 @@ static int setup(struct supervisor *s, const char *config_arg) {
                 if (r < 0)
                         return r;
         }
-        (void) state_write(s);
+        supervisor_state_changed(s);
         return 0;
 }
 
@@ -401,6 +420,7 @@ static void cleanup(struct supervisor *s) {
         s->notify = notify_server_free(s->notify);
         sd_event_source_disable_unref(s->watchdog_timer);
         sd_event_source_disable_unref(s->state_timer);
+        sd_event_source_disable_unref(s->state_flush);
         sd_event_source_disable_unref(s->reload_timer);
         sd_event_unref(s->event);
         config_free(s->config);

@@ -64,6 +64,8 @@ static int on_datagram(sd_event_source *src, int fd, uint32_t revents, void *use
                                 cred = (struct ucred *) CMSG_DATA(c);
 
                 w = cred ? worker_by_pid(n->supervisor, cred->pid) : NULL;
+                if (!w && cred && worker_recently_exited(n->supervisor, cred->pid))
+                        continue;
                 if (!w || cred->uid != getuid()) {
                         /* Only our own children may speak here; log strangers at most once a minute. */
                         uint64_t now = now_usec(CLOCK_MONOTONIC);

@@ -44,6 +44,7 @@ struct supervisor {
         uint64_t systemd_watchdog_usec; /* 0: systemd does not watch us */
         sd_event_source *watchdog_timer;
         sd_event_source *state_timer;
+        sd_event_source *state_flush; /* coalesces state-file writes after changes */
 
         uint64_t reload_id;
         unsigned reload_pending; /* workers yet to acknowledge the new config */
@@ -52,6 +53,8 @@ struct supervisor {
 };
 
 void supervisor_update_status(struct supervisor *s);
+/* Something in daemon_state.json changed: schedule a (coalesced) rewrite. */
+void supervisor_state_changed(struct supervisor *s);
 /* Worker state changed: recompute readiness, STATUS= and the state file. */
 void supervisor_worker_changed(struct supervisor *s, struct worker_proc *w);
 /* A worker gave up after its burst limit: stop everything and exit non-zero. */

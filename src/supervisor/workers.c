@@ -144,6 +144,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata) {
         uint64_t now = now_usec(CLOCK_MONOTONIC), delay;
 
         describe_exit(si, w->last_exit, sizeof w->last_exit);
+        w->last_pid = w->pid;
         w->last_exit_realtime_usec = now_usec(CLOCK_REALTIME);
         w->child_source = sd_event_source_unref(w->child_source);
         worker_clear_timer(w);
@@ -449,6 +450,13 @@ bool workers_all_stopped(struct supervisor *s) {
                 if (s->workers[i].pid > 0)
                         return false;
         return true;
+}
+
+bool worker_recently_exited(struct supervisor *s, pid_t pid) {
+        for (int i = 0; i < WORKER_MAX; i++)
+                if (pid > 0 && s->workers[i].last_pid == pid)
+                        return true;
+        return false;
 }
 
 struct worker_proc *worker_by_pid(struct supervisor *s, pid_t pid) {

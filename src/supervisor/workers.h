@@ -37,6 +37,7 @@ struct worker_proc {
 
         enum worker_state state;
         pid_t pid;
+        pid_t last_pid; /* after exit: late datagrams from it are expected, not suspicious */
         int channel_fd;
         sd_event_source *channel_source;
         sd_event_source *child_source;
@@ -67,6 +68,8 @@ bool workers_supervised(struct supervisor *s, uint64_t now);
 bool workers_all_ready(struct supervisor *s);
 bool workers_all_stopped(struct supervisor *s);
 struct worker_proc *worker_by_pid(struct supervisor *s, pid_t pid);
+/* A worker that just exited may still have datagrams queued (STOPPING=1). */
+bool worker_recently_exited(struct supervisor *s, pid_t pid);
 int worker_send_config(struct worker_proc *w, uint64_t id);
 void workers_free(struct supervisor *s);
 

@@ -1,6 +1,6 @@
 # Shared helpers for Conclave's integration tests (sourced; bash).
-# Stages `make install` into a private DESTDIR that the sandbox's test user can read, and runs a
-# test script inside tests/integration/sandbox.sh (a real systemd --user + journald).
+# Runs a test script inside tests/integration/sandbox.sh (a real systemd --user + journald) with
+# Conclave installed by `make install` into the test user's ~/.local.
 
 integration_preamble() {
     if [[ "${CONCLAVE_SKIP_INTEGRATION:-}" == 1 ]]; then
@@ -9,34 +9,30 @@ integration_preamble() {
     fi
 }
 
-# Run "$1" (the calling test script) inside the sandbox with a staged install.
+# Run "$1" (the calling test script) inside the sandbox.
 integration_run_in_sandbox() {
-    local script=$1 here builddir stage rc
+    local script=$1 here
     here=$(cd "$(dirname "$script")" && pwd)
-    builddir=${abs_top_builddir:-$(cd "$here/../.." && pwd)}
-    stage=$(mktemp -d /tmp/conclave-stage.XXXXXX)
-    chmod 755 "$stage"
-    echo "staging make install into $stage" >&2
-    if ! make -s -C "$builddir" install DESTDIR="$stage" >"$stage.install.log" 2>&1; then
-        cat "$stage.install.log" >&2
-        rm -rf "$stage" "$stage.install.log"
-        echo "FAIL: make install failed" >&2
-        return 1
-    fi
-    rm -f "$stage.install.log"
-    rc=0
-    CONCLAVE_STAGE=$stage bash "$here/sandbox.sh" run "$script" || rc=$?
-    rm -rf "$stage"
-    return "$rc"
+    CONCLAVE_BUILDDIR=${abs_top_builddir:-$(cd "$here/../.." && pwd)} \
+        bash "$here/sandbox.sh" run "$script"
 }
 
-# Inside the sandbox: paths of the staged install.
+# Inside the sandbox: `make install` into a prefix in the test user's home, as a user without
+# root would install (the unit's PrivateTmp= would hide an install under /tmp).
 integration_setup_paths() {
-    local prefix
-    prefix=$(find "$CONCLAVE_STAGE" -path '*/bin/conclave' -type f | head -n 1)
-    [[ -n "$prefix" ]] || { echo "FAIL: no bin/conclave under $CONCLAVE_STAGE" >&2; exit 1; }
-    CONCLAVE=$prefix
-    export CONCLAVE
+    local prefix=$SANDBOX_HOME/.local
+    if ! make -s -C "$CONCLAVE_BUILDDIR" install prefix="$prefix" >/tmp/conclave-install.$$ 2>&1; then
+        cat /tmp/conclave-install.$$ >&2
+        rm -f /tmp/conclave-install.$$
+        echo "FAIL: make install prefix=$prefix" >&2
+        exit 1
+    fi
+    rm -f /tmp/conclave-install.$$
+    chown -R "$SANDBOX_UID:$SANDBOX_GID" "$prefix"
+    CONCLAVE=$prefix/bin/conclave
+    CONCLAVE_PREFIX=$prefix
+    [[ -x $CONCLAVE ]] || { echo "FAIL: $CONCLAVE missing after make install" >&2; exit 1; }
+    export CONCLAVE CONCLAVE_PREFIX
 }
 
 fail() {

@@ -47,7 +47,7 @@ CFG
 cv service install | tee /dev/stderr | grep -q "Enabled conclave.service" || fail "service install"
 unit_file=$SANDBOX_HOME/.config/systemd/user/$unit
 [[ -f $unit_file ]] || fail "service install did not write $unit_file"
-grep -q "^ExecStart=$CONCLAVE_STAGE/.*/conclave-supervisor$" "$unit_file" || fail "unit ExecStart does not point at the staged supervisor"
+grep -q "^ExecStart=$CONCLAVE_PREFIX/libexec/conclave/conclave-supervisor$" "$unit_file" || fail "unit ExecStart does not point at the installed supervisor"
 user_systemctl is-enabled "$unit" | grep -q enabled || fail "unit not enabled"
 pass "conclave service install wrote and enabled the unit"
 
