@@ -110,6 +110,7 @@ struct parser {
         unsigned line;
         int oom;
         char **seen; /* "section\nkey" of keys already set, to refuse duplicates */
+        unsigned *seen_line;
         size_t n_seen;
         char *section; /* current [section] as read; inih's copy is cut at 49 bytes */
 };
@@ -726,6 +727,7 @@ static void handle_channel_key(struct parser *p, const char *section, const char
 
 static bool mark_seen(struct parser *p, const char *section, const char *key) {
         _cleanup_free_ char *id = NULL;
+        unsigned *nl;
         char **n;
 
         if (asprintf(&id, "%s\n%s", section, key) < 0) {
@@ -736,14 +738,29 @@ static bool mark_seen(struct parser *p, const char *section, const char *key) {
                 if (streq(p->seen[i], id))
                         return false;
         n = reallocarray(p->seen, p->n_seen + 1, sizeof *n);
-        if (!n) {
+        if (n)
+                p->seen = n;
+        nl = reallocarray(p->seen_line, p->n_seen + 1, sizeof *nl);
+        if (nl)
+                p->seen_line = nl;
+        if (!n || !nl) {
                 p->oom = -ENOMEM;
                 return true;
         }
-        p->seen = n;
-        p->seen[p->n_seen++] = id;
+        p->seen[p->n_seen] = id;
+        p->seen_line[p->n_seen++] = p->line;
         id = NULL;
         return true;
+}
+
+/* Line where section.key was set, 0 if it was not: cross-key checks point at the key. */
+static unsigned key_line(const struct parser *p, const char *section, const char *key) {
+        size_t ls = strlen(section);
+        for (size_t i = 0; i < p->n_seen; i++)
+                if (strncmp(p->seen[i], section, ls) == 0 && p->seen[i][ls] == '\n' &&
+                    streq(p->seen[i] + ls + 1, key))
+                        return p->seen_line[i];
+        return 0;
 }
 
 static int handler(void *user, const char *section, const char *key, const char *raw) {
@@ -889,24 +906,24 @@ static void validate(struct parser *p) {
 
         if (!address_is_loopback(c->gateway_bind) && c->gateway_enabled) {
                 if (!config_gateway_has_auth(c))
-                        diag(p, CONFIG_ERROR, 0, "gateway", "bind",
+                        diag(p, CONFIG_ERROR, key_line(p, "gateway", "bind"), "gateway", "bind",
                              "\"%s\" is not a loopback address and no token is configured; set "
                              "[gateway] token_file (or CONCLAVE_WEB_TOKEN) or bind to 127.0.0.1",
                              c->gateway_bind);
                 if (!c->gateway_allow_public_bind)
-                        diag(p, CONFIG_ERROR, 0, "gateway", "bind",
+                        diag(p, CONFIG_ERROR, key_line(p, "gateway", "bind"), "gateway", "bind",
                              "\"%s\" is not a loopback address; set allow_public_bind = true to "
                              "listen beyond this machine", c->gateway_bind);
         }
         if (c->gateway_token)
-                diag(p, CONFIG_WARNING, 0, "gateway", "token",
+                diag(p, CONFIG_WARNING, key_line(p, "gateway", "token"), "gateway", "token",
                      "token written in config.toml; prefer token_file or a systemd credential");
         if (c->provider_default) {
                 bool found = false;
                 for (size_t i = 0; i < c->n_providers; i++)
                         found = found || streq(c->providers[i].name, c->provider_default);
                 if (!found)
-                        diag(p, CONFIG_ERROR, 0, "provider", "default",
+                        diag(p, CONFIG_ERROR, key_line(p, "provider", "default"), "provider", "default",
                              "names provider \"%s\" but there is no [providers.%s] section",
                              c->provider_default, c->provider_default);
         }
@@ -993,6 +1010,7 @@ int config_parse_text(const char *path, const char *text, struct config **ret) {
         for (size_t i = 0; i < p.n_seen; i++)
                 free(p.seen[i]);
         free(p.seen);
+        free(p.seen_line);
         free(p.section);
         if (r < 0 || p.oom) {
                 config_free(c);

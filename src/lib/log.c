@@ -105,7 +105,10 @@ static void log_to_stderr(int level, int error, const char *fields, const char *
         if (fields) {
                 for (const char *p = fields; *p;) {
                         const char *end = strchrnul(p, '\n');
-                        if (strncmp(p, "CONCLAVE_", 9) == 0 && !g) {
+                        if (!g && (strncmp(p, "CONCLAVE_WORKER=", 16) == 0 ||
+                                   strncmp(p, "CONCLAVE_GROUP=", 15) == 0 ||
+                                   strncmp(p, "CONCLAVE_ACTOR=", 15) == 0 ||
+                                   strncmp(p, "CONCLAVE_CHANNEL=", 17) == 0)) {
                                 g = p + 9;
                                 glen = (size_t) (end - g);
                         }

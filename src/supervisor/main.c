@@ -358,8 +358,9 @@ static int setup(struct supervisor *s, const char *config_arg) {
         if (s->config->n_errors > 0) {
                 (void) sd_notifyf(false, "STATUS=%s has %zu error(s); see `conclave doctor`",
                                   s->config_path, s->config->n_errors);
-                return log_error_errno(EINVAL, "%s has %zu error(s); not starting", s->config_path,
-                                       s->config->n_errors);
+                log_error("%s has %zu error(s); not starting (see `conclave doctor`)", s->config_path,
+                          s->config->n_errors);
+                return -EINVAL;
         }
         log_set_max_level(s->config->log_level);
 

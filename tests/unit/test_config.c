@@ -324,7 +324,7 @@ static void test_hash_inside_strings(void **state) {
         /* "#127.0.0.1#" is not loopback, but the gateway has a token file; only the public-bind
          * refusal remains. */
         assert_counts(c, 1, 1);
-        assert_diagnostic(c, CONFIG_ERROR, 0, "gateway", "bind", "allow_public_bind");
+        assert_diagnostic(c, CONFIG_ERROR, 3, "gateway", "bind", "allow_public_bind");
 }
 
 static void test_integers_and_booleans(void **state) {
@@ -634,10 +634,10 @@ static const struct bad_case bad_cases[] = {
         /* cross-checks after parsing */
         { "provider_missing_kind", "[providers.p]\nmodel = \"m\"\n", 1, 1, ERR, 2, "providers.p", "kind", "missing; expected one of \"openai\"" },
         { "provider_missing_model", "# x\n[providers.p]\nkind = \"openai\"\n", 1, 1, ERR, 3, "providers.p", "model", "missing; name the model" },
-        { "provider_default_missing", "[provider]\ndefault = \"nope\"\n" PROV_OK, 1, 1, ERR, 0, "provider", "default", "names provider \"nope\" but there is no [providers.nope] section" },
+        { "provider_default_missing", "[provider]\ndefault = \"nope\"\n" PROV_OK, 1, 1, ERR, 2, "provider", "default", "names provider \"nope\" but there is no [providers.nope] section" },
         { "channel_missing_kind", "[channels.c]\nallowed_users = [\"*\"]\n", 1, 1, ERR, 2, "channels.c", "kind", "missing; expected one of telegram" },
         { "channel_no_allowed_users", "[channels.c]\nkind = \"irc\"\n", 1, 0, WARN, 2, "channels.c", "allowed_users", "every sender is refused" },
-        { "token_inline", "[gateway]\ntoken = \"s3cret\"\n", 1, 0, WARN, 0, "gateway", "token", "prefer token_file" },
+        { "token_inline", "[gateway]\ntoken = \"s3cret\"\n", 1, 0, WARN, 2, "gateway", "token", "prefer token_file" },
 };
 
 static void test_bad_case(void **state) {
@@ -674,11 +674,11 @@ static void test_public_bind_without_token_or_permission(void **state) {
 
         (void) state;
         assert_counts(c, 2, 2);
-        assert_diagnostic(c, CONFIG_ERROR, 0, "gateway", "bind",
+        assert_diagnostic(c, CONFIG_ERROR, 2, "gateway", "bind",
                           "\"0.0.0.0\" is not a loopback address and no token is configured");
-        assert_diagnostic(c, CONFIG_ERROR, 0, "gateway", "bind", "set allow_public_bind = true");
+        assert_diagnostic(c, CONFIG_ERROR, 2, "gateway", "bind", "set allow_public_bind = true");
         assert_counts(d, 2, 2);
-        assert_diagnostic(d, CONFIG_ERROR, 0, "gateway", "bind", "\"::\" is not a loopback address and no token");
+        assert_diagnostic(d, CONFIG_ERROR, 2, "gateway", "bind", "\"::\" is not a loopback address and no token");
 }
 
 static void test_public_bind_token_file_without_permission(void **state) {
@@ -687,7 +687,7 @@ static void test_public_bind_token_file_without_permission(void **state) {
 
         (void) state;
         assert_counts(c, 1, 1);
-        assert_diagnostic(c, CONFIG_ERROR, 0, "gateway", "bind", "set allow_public_bind = true");
+        assert_diagnostic(c, CONFIG_ERROR, 2, "gateway", "bind", "set allow_public_bind = true");
 }
 
 static void test_public_bind_permission_without_token(void **state) {
@@ -696,7 +696,7 @@ static void test_public_bind_permission_without_token(void **state) {
 
         (void) state;
         assert_counts(c, 1, 1);
-        assert_diagnostic(c, CONFIG_ERROR, 0, "gateway", "bind", "no token is configured");
+        assert_diagnostic(c, CONFIG_ERROR, 2, "gateway", "bind", "no token is configured");
 }
 
 static void test_public_bind_allowed(void **state) {
@@ -718,7 +718,7 @@ static void test_public_bind_allowed(void **state) {
         /* An inline token authenticates but warns. */
         e = parse("[gateway]\nbind = \"0.0.0.0\"\ntoken = \"x\"\nallow_public_bind = true\n");
         assert_counts(e, 1, 0);
-        assert_diagnostic(e, CONFIG_WARNING, 0, "gateway", "token", "token written in config.toml");
+        assert_diagnostic(e, CONFIG_WARNING, 3, "gateway", "token", "token written in config.toml");
 }
 
 static void test_public_bind_disabled_gateway(void **state) {
@@ -972,7 +972,13 @@ static void test_diagnostic_format(void **state) {
                                "section (ignored); put it under [runtime], [gateway], …");
         assert_string_equal(e, "/etc/conclave/config.toml:3: error: [gateway] port: invalid value 0: "
                                "expected a port number from 1 to 65535");
+        /* Cross-key checks point at the key's line. */
+        assert_string_equal(v, "/etc/conclave/config.toml:5: error: [provider] default: names provider "
+                               "\"x\" but there is no [providers.x] section");
         /* Not tied to a line: no ":LINE". */
+        free(v);
+        c->diagnostics[2].line = 0;
+        v = config_diagnostic_format(c, &c->diagnostics[2]);
         assert_string_equal(v, "/etc/conclave/config.toml: error: [provider] default: names provider "
                                "\"x\" but there is no [providers.x] section");
         config_free(c);
