@@ -583,6 +583,8 @@ static int replace_listener_on_same_port(struct http_server *s, const struct con
         s->listener = listener_free(s->listener);
         r = listener_new_bound(s, c->gateway_bind, c->gateway_port, ret);
         if (r >= 0)
+                /* cppcheck does not know __attribute__((cleanup)): old_bind is freed. */
+                /* cppcheck-suppress memleak */
                 return r;
         q = listener_new_bound(s, old_bind, old_port, &s->listener);
         if (q < 0)

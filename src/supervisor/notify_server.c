@@ -28,9 +28,11 @@ static void close_passed_fds(struct msghdr *mh) {
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                         size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        int *fds = (int *) CMSG_DATA(c);
-                        for (size_t i = 0; i < n; i++)
-                                close(fds[i]);
+                        for (size_t i = 0; i < n; i++) {
+                                int fd;
+                                memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+                                close(fd);
+                        }
                 }
 }
 
@@ -46,7 +48,7 @@ static int on_datagram(sd_event_source *src, int fd, uint32_t revents, void *use
                 struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
                 struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
                                      .msg_controllen = sizeof control };
-                struct ucred *cred = NULL;
+                struct ucred creds, *cred = NULL;
                 struct notify_message m;
                 struct worker_proc *w;
                 ssize_t len;
@@ -60,8 +62,10 @@ static int on_datagram(sd_event_source *src, int fd, uint32_t revents, void *use
                 close_passed_fds(&mh);
                 for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
                         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
-                                cred = (struct ucred *) CMSG_DATA(c);
+                            c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+                                memcpy(&creds, CMSG_DATA(c), sizeof creds);
+                                cred = &creds;
+                        }
 
                 w = cred ? worker_by_pid(n->supervisor, cred->pid) : NULL;
                 if (!w && cred && worker_recently_exited(n->supervisor, cred->pid))
