@@ -53,8 +53,13 @@ static char *find_system_unit(const char *supervisor) {
 
 static char *render_unit(const char *supervisor) {
         const char *t = unit_template, *at;
-        size_t len = strlen(UNIT_MARKER) + strlen(t) + 4096;
-        char *out = malloc(len), *o;
+        size_t n = 0, len;
+        char *out, *o;
+
+        for (at = strstr(t, "@SUPERVISOR@"); at; at = strstr(at + 1, "@SUPERVISOR@"))
+                n++;
+        len = strlen(UNIT_MARKER) + strlen(t) + n * strlen(supervisor) + 1;
+        out = malloc(len);
 
         if (!out)
                 return NULL;

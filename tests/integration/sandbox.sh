@@ -270,10 +270,20 @@ _sandbox_setup() {
     for m in /run/systemd /run/log /run/user /var/log/journal; do
         [[ -d "$m" ]] || mkdir -p "$m" || _sandbox_skip "cannot create mount point $m"
     done
+    # A booted system has /run as a mount point, and systemd relies on it: for units with
+    # options that imply MountAPIVFS= (ProtectKernelTunables=, ProtectProc=, ...) it mounts an
+    # empty tmpfs over a /run that is not one, hiding the journal and notify sockets.
+    mountpoint -q /run || mount -n --rbind /run /run ||
+        _sandbox_skip "cannot make /run a mount point (mount --rbind /run /run)"
     mount -n -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run/systemd ||
         _sandbox_skip "mount tmpfs on /run/systemd failed (inside unshare -m)"
     mkdir -p /run/systemd/system /run/systemd/journal /run/systemd/sandbox ||
         _sandbox_skip "mkdir in the private /run/systemd failed"
+    # Where systemd assembles a unit's mount namespace (ProtectSystem=, PrivateTmp=, ...). PID 1
+    # creates it on a booted system; a user manager cannot (EACCES), and without it every such
+    # user unit fails with 226/NAMESPACE.
+    mkdir -m 0700 /run/systemd/unit-root ||
+        _sandbox_skip "cannot create /run/systemd/unit-root"
     SANDBOX_STATE_DIR=/run/systemd/sandbox
     mount -n -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run/log ||
         _sandbox_skip "mount tmpfs on /run/log failed"

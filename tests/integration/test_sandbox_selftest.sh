@@ -13,6 +13,8 @@ set -euo pipefail
 
 if [[ "${SANDBOX_INSIDE:-}" != 1 ]]; then
     here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    . "$here/lib.sh"
+    integration_preamble
     exec bash "$here/sandbox.sh" run "${BASH_SOURCE[0]}" "$@"
 fi
 # shellcheck source-path=SCRIPTDIR source=sandbox.sh
