@@ -161,6 +161,29 @@ user_journalctl -u "$unit" -o cat | grep -qi "watchdog timeout" || fail "journal
 wait_for 10 curl -fsS "http://127.0.0.1:$port/healthz" || fail "/healthz after service restart"
 pass "kill -STOP of the supervisor: systemd's watchdog restarted the service"
 
+# --- a worker that keeps crashing: past the burst limit the supervisor exits non-zero and
+#     systemd's Restart=on-failure restarts the whole service --------------------------------
+sed -i 's/^restart_burst = .*/restart_burst = 2/' "$home/config.toml"
+user_systemctl reload "$unit" || fail "reload (burst)"
+restarts_before=$(user_systemctl show -p NRestarts --value "$unit")
+main_before=$(user_systemctl show -p MainPID --value "$unit")
+for i in 1 2 3; do
+    wait_for 15 gw_running_again || fail "gateway not running before crash $i"
+    gw_pid=$(status_field '.workers[] | select(.name == "gateway") | .pid')
+    kill -9 "$gw_pid"
+done
+service_restarted() {
+    local p n
+    p=$(user_systemctl show -p MainPID --value "$unit")
+    n=$(user_systemctl show -p NRestarts --value "$unit")
+    [[ $(user_systemctl show -p ActiveState --value "$unit") == active && $p != 0 && $p != "$main_before" && $n -gt $restarts_before ]]
+}
+wait_for 30 service_restarted || fail "systemd did not restart the service after the supervisor gave up"
+journal_has conclave-supervisor "worker gateway failed 2 times within 1min 0s, giving up" || fail "journal lacks the give-up line"
+user_journalctl -u "$unit" -o cat | grep -q "Main process exited, code=exited, status=1/FAILURE" || fail "supervisor did not exit 1"
+wait_for 10 curl -fsS "http://127.0.0.1:$port/healthz" || fail "/healthz after the service restart"
+pass "past restart_burst the supervisor exits 1 and systemd restarts the service"
+
 # --- stop: clean exit, nothing left ---------------------------------------------------------
 user_systemctl stop "$unit" || fail "systemctl stop"
 [[ $(user_systemctl show -p ActiveState --value "$unit") == inactive ]] || fail "not inactive after stop"
