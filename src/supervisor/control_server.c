@@ -1,7 +1,7 @@
 /* Control socket server (see control_server.h): accepts CLI connections, reads one JSON request
- * per line, dispatches it by "op", writes one JSON reply per line without blocking the loop. */
-
+ * per line, dispatches it by "op", writes replies without blocking the loop. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 
 #define CONTROL_CONNECTIONS_MAX 64
 #define CONTROL_REQUEST_MAX (1024u * 1024u)
+#define CONTROL_OUTPUT_MAX (16u * 1024u * 1024u) /* a stream reader further behind is dropped */
 
 struct control_conn {
         struct control_server *server;
@@ -30,6 +31,15 @@ struct control_conn {
         char *out;
         size_t out_len, out_pos;
         bool closing; /* close once the output is flushed */
+        struct control_request *requests; /* answered later, or streams */
+};
+
+struct control_request {
+        struct control_conn *conn; /* NULL once the client went away */
+        struct control_request *next;
+        bool streaming;
+        void (*on_close)(struct control_request *req, void *userdata);
+        void *userdata;
 };
 
 struct control_server {
@@ -41,48 +51,15 @@ struct control_server {
         unsigned n_conns;
 };
 
-typedef int (*control_op_t)(struct supervisor *s, struct json_object *args,
-                            struct json_object **result, struct json_object **error);
+static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups };
 
-static int op_ping(struct supervisor *s, struct json_object *args, struct json_object **result,
-                   struct json_object **error) {
-        *result = json_object_new_string("pong");
-        return 0;
+static void conn_unlink_request(struct control_conn *c, struct control_request *req) {
+        for (struct control_request **p = &c->requests; *p; p = &(*p)->next)
+                if (*p == req) {
+                        *p = req->next;
+                        return;
+                }
 }
-
-static int op_status(struct supervisor *s, struct json_object *args, struct json_object **result,
-                     struct json_object **error) {
-        *result = supervisor_status_json(s);
-        return *result ? 0 : -ENOMEM;
-}
-
-static int op_reload(struct supervisor *s, struct json_object *args, struct json_object **result,
-                     struct json_object **error) {
-        int r = supervisor_reload(s);
-        if (r == -EINVAL) {
-                *error = control_error_new("invalid_config",
-                                           "the configuration has errors; the running one was kept "
-                                           "(see `conclave doctor` or the journal)");
-                return 0;
-        }
-        if (r == -EBUSY) {
-                *error = control_error_new("busy", "a reload or stop is already in progress");
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        *result = json_object_new_string("reloading");
-        return 0;
-}
-
-static const struct {
-        const char *name;
-        control_op_t handler;
-} ops[] = {
-        { "ping", op_ping },
-        { "status", op_status },
-        { "reload", op_reload },
-};
 
 static void conn_free(struct control_conn *c) {
         struct control_server *srv = c->server;
@@ -93,6 +70,18 @@ static void conn_free(struct control_conn *c) {
                         break;
                 }
         srv->n_conns--;
+        /* Pending requests outlive us (their answer is dropped); streams end now. */
+        while (c->requests) {
+                struct control_request *req = c->requests;
+                c->requests = req->next;
+                req->conn = NULL;
+                req->next = NULL;
+                if (req->streaming) {
+                        if (req->on_close)
+                                req->on_close(req, req->userdata);
+                        free(req);
+                }
+        }
         sd_event_source_disable_unref(c->source);
         close(c->fd);
         free(c->in);
@@ -100,13 +89,19 @@ static void conn_free(struct control_conn *c) {
         free(c);
 }
 
-static int conn_queue(struct control_conn *c, struct json_object *reply) {
-        const char *s = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+static int conn_queue_text(struct control_conn *c, const char *s) {
         size_t len = strlen(s);
         char *n;
 
         if (c->out_pos == c->out_len)
                 c->out_pos = c->out_len = 0;
+        if (c->out_len - c->out_pos + len + 1 > CONTROL_OUTPUT_MAX)
+                return -ENOBUFS;
+        if (c->out_pos > 0 && c->out_pos >= c->out_len / 2) {
+                memmove(c->out, c->out + c->out_pos, c->out_len - c->out_pos);
+                c->out_len -= c->out_pos;
+                c->out_pos = 0;
+        }
         n = realloc(c->out, c->out_len + len + 1);
         if (!n)
                 return -ENOMEM;
@@ -117,53 +112,126 @@ static int conn_queue(struct control_conn *c, struct json_object *reply) {
         return sd_event_source_set_io_events(c->source, EPOLLIN | EPOLLOUT);
 }
 
+static int conn_queue(struct control_conn *c, struct json_object *reply) {
+        return conn_queue_text(c, json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
+}
+
+static void request_finish(struct control_request *req, struct json_object *reply) {
+        if (req->conn) {
+                conn_unlink_request(req->conn, req);
+                if (reply && conn_queue(req->conn, reply) < 0)
+                        req->conn->closing = true;
+        }
+        free(req);
+}
+
+void control_request_reply(struct control_request *req, struct json_object *result) {
+        _cleanup_json_ struct json_object *reply = json_object_new_object();
+
+        if (reply) {
+                json_object_object_add(reply, "ok", json_object_new_boolean(1));
+                json_object_object_add(reply, "result", json_object_get(result));
+        }
+        request_finish(req, reply);
+}
+
+void control_request_error(struct control_request *req, const char *code, const char *fmt, ...) {
+        _cleanup_json_ struct json_object *reply = NULL;
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        reply = control_error_new(code, msg);
+        request_finish(req, reply);
+}
+
+int control_request_stream_begin(struct control_request *req,
+                                 void (*on_close)(struct control_request *req, void *userdata), void *userdata) {
+        if (!req->conn)
+                return -ENOTCONN;
+        req->streaming = true;
+        req->on_close = on_close;
+        req->userdata = userdata;
+        return 0;
+}
+
+int control_request_stream_send(struct control_request *req, struct json_object *line) {
+        int r;
+
+        if (!req->conn)
+                return -ENOTCONN;
+        r = conn_queue(req->conn, line);
+        if (r == -ENOBUFS) {
+                log_warning("dropping a control stream whose reader is more than 16 MiB behind");
+                req->conn->closing = true;
+                req->conn->in_len = 0;
+        }
+        return r;
+}
+
+bool control_request_connected(const struct control_request *req) {
+        return req->conn != NULL;
+}
+
+static const struct control_op *find_op(const char *name) {
+        for (size_t t = 0; t < ELEMENTSOF(op_tables); t++)
+                for (const struct control_op *op = op_tables[t]; op->name; op++)
+                        if (streq(op->name, name))
+                                return op;
+        return NULL;
+}
+
 static int conn_handle_line(struct control_conn *c, const char *line, size_t len) {
         struct supervisor *s = c->server->supervisor;
-        _cleanup_json_ struct json_object *req = NULL, *result = NULL, *error = NULL, *reply = NULL;
+        _cleanup_json_ struct json_object *req_json = NULL, *reply = NULL, *empty = NULL;
         struct json_tokener *tok = json_tokener_new();
         struct json_object *op = NULL, *args = NULL;
-        const char *name;
-        int r = -ENOENT;
+        const struct control_op *handler;
+        struct control_request *req;
+        int r;
 
         if (!tok)
                 return -ENOMEM;
-        req = json_tokener_parse_ex(tok, line, (int) len);
-        if (req && json_tokener_get_parse_end(tok) != len)
-                req = (json_object_put(req), NULL);
+        req_json = json_tokener_parse_ex(tok, line, (int) len);
+        if (req_json && json_tokener_get_parse_end(tok) != len)
+                req_json = (json_object_put(req_json), NULL);
         json_tokener_free(tok);
 
-        if (!req || !json_object_is_type(req, json_type_object) ||
-            !json_object_object_get_ex(req, "op", &op) || !json_object_is_type(op, json_type_string)) {
+        if (!req_json || !json_object_is_type(req_json, json_type_object) ||
+            !json_object_object_get_ex(req_json, "op", &op) || !json_object_is_type(op, json_type_string)) {
                 reply = control_error_new("bad_request", "expected {\"op\":\"…\",\"args\":{…}}");
                 return reply ? conn_queue(c, reply) : -ENOMEM;
         }
-        if (json_object_object_get_ex(req, "args", &args) && !json_object_is_type(args, json_type_object)) {
+        if (json_object_object_get_ex(req_json, "args", &args) && !json_object_is_type(args, json_type_object)) {
                 reply = control_error_new("bad_request", "\"args\" must be an object");
                 return reply ? conn_queue(c, reply) : -ENOMEM;
         }
-        name = json_object_get_string(op);
-        for (size_t i = 0; i < ELEMENTSOF(ops); i++)
-                if (streq(ops[i].name, name)) {
-                        r = ops[i].handler(s, args, &result, &error);
-                        break;
-                }
-        if (r == -ENOENT) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "unknown operation \"%.64s\"", name);
-                reply = control_error_new("unknown_op", msg);
-        } else if (r < 0) {
-                reply = control_error_new("internal", strerror(-r));
-                log_error_errno(r, "control operation %s failed", name);
-        } else if (error) {
-                reply = json_object_get(error);
-        } else {
-                reply = json_object_new_object();
-                if (reply) {
-                        json_object_object_add(reply, "ok", json_object_new_boolean(1));
-                        json_object_object_add(reply, "result", json_object_get(result));
-                }
+        if (!args) {
+                empty = json_object_new_object();
+                args = empty;
         }
-        return reply ? conn_queue(c, reply) : -ENOMEM;
+        handler = find_op(json_object_get_string(op));
+        if (!handler) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "unknown operation \"%.64s\"", json_object_get_string(op));
+                reply = control_error_new("unknown_op", msg);
+                return reply ? conn_queue(c, reply) : -ENOMEM;
+        }
+        req = calloc(1, sizeof *req);
+        if (!req)
+                return -ENOMEM;
+        req->conn = c;
+        req->next = c->requests;
+        c->requests = req;
+        r = handler->handler(s, req, args);
+        if (r < 0) {
+                /* The handler did not answer: report the failure for it. */
+                log_error_errno(r, "control operation %s failed", handler->name);
+                control_request_error(req, "internal", "%s", strerror(-r));
+        }
+        return 0;
 }
 
 static int conn_read(struct control_conn *c) {
@@ -177,6 +245,8 @@ static int conn_read(struct control_conn *c) {
                 c->closing = true;
                 return 0;
         }
+        if (c->closing)
+                return 0; /* no more requests once we decided to close */
         if (c->in_len + (size_t) n > CONTROL_REQUEST_MAX) {
                 _cleanup_json_ struct json_object *reply =
                         control_error_new("too_large", "request line exceeds 1 MiB");
@@ -191,11 +261,16 @@ static int conn_read(struct control_conn *c) {
         memcpy(c->in + c->in_len, buf, (size_t) n);
         c->in_len += (size_t) n;
 
-        while ((nl = memchr(c->in, '\n', c->in_len))) {
+        while (!c->closing && (nl = memchr(c->in, '\n', c->in_len))) {
                 size_t len = (size_t) (nl - c->in);
-                int r = conn_handle_line(c, c->in, len);
+                _cleanup_free_ char *line = strndup(c->in, len);
+                int r;
+
                 memmove(c->in, nl + 1, c->in_len - len - 1);
                 c->in_len -= len + 1;
+                if (!line)
+                        return -ENOMEM;
+                r = conn_handle_line(c, line, len);
                 if (r < 0)
                         return r;
         }
@@ -221,7 +296,10 @@ static int on_conn(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 r = conn_read(c);
         if (r >= 0 && (revents & EPOLLOUT))
                 r = conn_write(c);
-        if (r < 0 || (c->closing && c->out_pos >= c->out_len))
+        /* A client that closed its end but still waits for answers keeps the connection until
+         * they are written; one that is gone entirely (EPOLLHUP/ERR) is dropped. */
+        if (r < 0 || (revents & (EPOLLHUP | EPOLLERR)) ||
+            (c->closing && c->out_pos >= c->out_len && !c->requests))
                 conn_free(c);
         return 0;
 }
@@ -289,7 +367,7 @@ int control_server_new(struct supervisor *s, const char *path, struct control_se
         old_umask = umask(0077);
         r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
         umask(old_umask);
-        if (r < 0 || listen(fd, 64) < 0) {
+        if (r < 0 || listen(fd, 128) < 0) {
                 r = log_error_errno(errno, "cannot listen on %s", path);
                 close(fd);
                 return r;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control_server.h"
+#include "groups.h"
 #include "log.h"
 #include "macro.h"
 #include "notify_server.h"
@@ -86,7 +87,7 @@ void supervisor_worker_changed(struct supervisor *s, struct worker_proc *w) {
                 /* Order: the gateway stops taking requests first, then channels go. */
                 if (s->workers[WORKER_GATEWAY].pid <= 0)
                         worker_stop(&s->workers[WORKER_CHANNELS]);
-                if (workers_all_stopped(s)) {
+                if (workers_all_stopped(s) && groups_actors_stopped(s)) {
                         log_info("all workers stopped, exiting");
                         (void) sd_event_exit(s->event, s->exit_code);
                 }
@@ -124,6 +125,7 @@ void supervisor_stop(struct supervisor *s) {
         supervisor_update_status(s);
         s->reload_timer = sd_event_source_disable_unref(s->reload_timer);
         worker_stop(&s->workers[WORKER_GATEWAY]);
+        groups_stop_actors(s);
         supervisor_worker_changed(s, &s->workers[WORKER_GATEWAY]);
 }
 
@@ -245,7 +247,7 @@ static int on_state_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 struct json_object *supervisor_status_json(struct supervisor *s) {
-        struct json_object *o = json_object_new_object(), *workers, *providers, *channels, *gw;
+        struct json_object *o = json_object_new_object(), *workers, *providers, *channels, *gw, *groups;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         char ts[40];
 
@@ -297,6 +299,10 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
                 json_object_array_add(channels, co);
         }
         json_object_object_add(o, "channels", channels);
+        groups = json_object_new_array();
+        for (size_t i = 0; i < s->n_groups; i++)
+                json_object_array_add(groups, group_to_json(s->groups[i]));
+        json_object_object_add(o, "groups", groups);
         return o;
 }
 
@@ -401,6 +407,9 @@ static int setup(struct supervisor *s, const char *config_arg) {
 
         log_info("Conclave %s starting (home %s, config %s%s)", PACKAGE_VERSION, s->home, s->config_path,
                  s->config_text ? "" : ", not present: using defaults");
+        r = groups_load(s);
+        if (r < 0)
+                return r;
         workers_init(s);
         for (int i = 0; i < WORKER_MAX; i++) {
                 r = worker_start(&s->workers[i]);
@@ -417,6 +426,7 @@ static void cleanup(struct supervisor *s) {
                 if (s->workers[i].pid > 0)
                         (void) kill(s->workers[i].pid, SIGTERM);
         workers_free(s);
+        groups_free(s);
         s->control = control_server_free(s->control);
         s->notify = notify_server_free(s->notify);
         sd_event_source_disable_unref(s->watchdog_timer);

@@ -19,6 +19,8 @@ enum supervisor_state {
 };
 
 struct control_server;
+struct follower;
+struct group;
 struct notify_server;
 
 struct supervisor {
@@ -45,6 +47,11 @@ struct supervisor {
         sd_event_source *watchdog_timer;
         sd_event_source *state_timer;
         sd_event_source *state_flush; /* coalesces state-file writes after changes */
+
+        struct group **groups;
+        size_t n_groups;
+        struct follower *followers;
+        sd_event_source *flush_timer; /* group commit for ledger_sync = batch */
 
         uint64_t reload_id;
         unsigned reload_pending; /* workers yet to acknowledge the new config */

@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "proto.h"
+#include "spawn.h"
 #include "supervisor.h"
 #include "timeutil.h"
 #include "workers.h"
@@ -248,21 +249,8 @@ int worker_send_config(struct worker_proc *w, uint64_t id) {
 
 static void child_exec(struct worker_proc *w, int channel, const char *notify_path) {
         char fdbuf[16], usec[32], pid[16];
-        sigset_t all;
 
-        /* Back to a clean slate: the supervisor blocks signals for sd-event. */
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        signal(sig, SIG_DFL);
-        /* Own process group: Ctrl-C in a terminal reaches only the supervisor, which then
-         * stops the workers in order. */
-        (void) setpgid(0, 0);
-        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() == 1)
-                _exit(EXIT_FAILURE);
-
+        spawn_child_reset();
         if (dup2(channel, 3) < 0)
                 _exit(EXIT_FAILURE);
         (void) close_range(4, ~0U, 0);
