@@ -1,6 +1,8 @@
 /* `conclave doctor`: every problem with the configuration, files, permissions and unit
  * installation, each with where it is and how to fix it. Exit 1 when anything is critical. */
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "fileio.h"
 #include "control.h"
 #include "macro.h"
 #include "paths.h"
@@ -202,6 +205,46 @@ static void check_unit(struct report *r) {
                 "conclave.service is not installed for systemd --user; fix: conclave service install");
 }
 
+/* What the daemon noted while opening ledgers (groups/<id>/state/recovery.json). */
+static void check_ledgers(struct report *r) {
+        _cleanup_free_ char *home = paths_home(), *dir = NULL;
+        DIR *d;
+        struct dirent *de;
+
+        if (!home || !(dir = path_join(home, "groups")) || !(d = opendir(dir)))
+                return;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *path = NULL, *text = NULL;
+                _cleanup_json_ struct json_object *o = NULL;
+                struct json_object *v;
+                const char *what, *reason, *time;
+                uint64_t offset, bytes;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (asprintf(&path, "%s/%s/state/recovery.json", dir, de->d_name) < 0)
+                        break;
+                if (read_file_bounded(path, 65536, &text, NULL) < 0 || !(o = json_tokener_parse(text)))
+                        continue;
+                what = json_object_object_get_ex(o, "what", &v) ? json_object_get_string(v) : "";
+                reason = json_object_object_get_ex(o, "reason", &v) ? json_object_get_string(v) : "";
+                time = json_object_object_get_ex(o, "time", &v) ? json_object_get_string(v) : "?";
+                offset = json_object_object_get_ex(o, "offset", &v) ? json_object_get_uint64(v) : 0;
+                bytes = json_object_object_get_ex(o, "bytes", &v) ? json_object_get_uint64(v) : 0;
+                if (streq(what, "corrupt"))
+                        finding(r, "error", "ledger", path, 0,
+                                "group %s: ledger.jsonl is corrupt at byte offset %" PRIu64 " (%s), found %s; the group "
+                                "is stopped. Fix or remove that line (keep a copy), then restart the daemon",
+                                de->d_name, offset, reason, time);
+                else if (streq(what, "truncated"))
+                        finding(r, "warning", "ledger", path, 0,
+                                "group %s: a torn last line (%" PRIu64 " bytes, never acknowledged) was cut at byte "
+                                "offset %" PRIu64 " on %s (%s); delete %s once reviewed",
+                                de->d_name, bytes, offset, time, reason, path);
+        }
+        closedir(d);
+}
+
 static void check_daemon(struct report *r) {
         _cleanup_free_ char *path = paths_control_socket();
         int fd = path ? control_connect(path) : -ENOMEM;
@@ -263,6 +306,7 @@ int cmd_doctor(int argc, char **argv) {
         check_config(&r, path, &c);
         check_dirs(&r);
         check_unit(&r);
+        check_ledgers(&r);
         check_daemon(&r);
         config_free(c);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,14 @@ static const struct cli_command commands[] = {
         { "status", cmd_status, "show the running daemon's state" },
         { "doctor", cmd_doctor, "check configuration, permissions and installation" },
         { "service", cmd_service, "install|uninstall|start|stop|restart|reload|status the user unit" },
+        { "groups", cmd_groups, "list the groups" },
+        { "group", cmd_group, "create|show|start|stop|pause|resume|delete a group" },
+        { "actor", cmd_actor, "list|add|show|start|stop|restart|remove a group's actors" },
+        { "send", cmd_send, "send a message to a group" },
+        { "reply", cmd_reply, "reply to a message" },
+        { "ack", cmd_ack, "acknowledge a message that asks for attention" },
+        { "inbox", cmd_inbox, "an actor's unread messages and open obligations" },
+        { "tail", cmd_tail, "print recent events; -f follows new ones" },
 };
 
 static void help(void) {
@@ -108,6 +117,40 @@ int cli_call(int fd, const char *op, struct json_object *args, struct json_objec
         if (r < 0)
                 fprintf(stderr, "conclave: talking to the daemon failed: %s\n", strerror(-r));
         return r;
+}
+
+int cli_request(const char *op, struct json_object *args, struct json_object **result) {
+        _cleanup_close_ int fd = cli_connect();
+
+        if (fd == -ENOTCONN)
+                return EXIT_NOT_RUNNING;
+        if (fd < 0 || cli_call(fd, op, args, result) < 0)
+                return EXIT_FAILURE;
+        return EXIT_SUCCESS;
+}
+
+int cli_oom(void) {
+        fprintf(stderr, "conclave: out of memory\n");
+        return EXIT_FAILURE;
+}
+
+struct json_object *cli_args(const char *key, ...) {
+        struct json_object *o = json_object_new_object();
+        va_list ap;
+
+        if (!o)
+                return NULL;
+        va_start(ap, key);
+        for (; key; key = va_arg(ap, const char *)) {
+                const char *value = va_arg(ap, const char *);
+                if (value && json_object_object_add(o, key, json_object_new_string(value)) < 0) {
+                        json_object_put(o);
+                        o = NULL;
+                        break;
+                }
+        }
+        va_end(ap);
+        return o;
 }
 
 int cli_run(char *const argv[]) {

@@ -340,6 +340,53 @@ static void write_recovery_note(struct group *g, const char *what, uint64_t offs
         (void) write_json_file(path, o);
 }
 
+static void group_mark_broken(struct group *g, const struct ledger_recovery *rec) {
+        free(g->broken);
+        if (asprintf(&g->broken, "ledger.jsonl is corrupt at byte offset %" PRIu64 ": %s; the group is stopped "
+                     "(nothing was changed; see conclave-supervisor(8) on repairing a ledger)",
+                     rec->corrupt_offset, rec->corrupt_reason) < 0)
+                g->broken = NULL;
+        log_group(g, LOG_ERR, 0, "group %s: %s", g->id, g->broken ? g->broken : "corrupt ledger");
+        write_recovery_note(g, "corrupt", rec->corrupt_offset, rec->corrupt_reason, 0);
+        for (size_t i = 0; i < g->n_actors; i++)
+                actor_stop(g->actors[i]);
+}
+
+/* A clean open trusts the index and reads only the tail; the rest of the ledger is checked here,
+ * a few thousand lines per loop iteration at idle priority, so start-up stays fast and a
+ * corrupt line anywhere still stops the group. */
+static int on_verify(sd_event_source *src, void *userdata) {
+        struct group *g = userdata;
+        struct ledger_recovery rec = {};
+        int r = ledger_verify_step(g->ledger, g->verify, 2000, &rec);
+
+        if (r == 0)
+                return 0;
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+                group_mark_broken(g, &rec);
+        else if (r < 0)
+                log_group(g, LOG_WARNING, r, "group %s: verifying the ledger failed", g->id);
+        else
+                log_group(g, LOG_DEBUG, 0, "group %s: ledger verified", g->id);
+        g->verify_source = sd_event_source_disable_unref(g->verify_source);
+        ledger_verify_free(g->verify);
+        g->verify = NULL;
+        return 0;
+}
+
+static void group_verify_start(struct group *g) {
+        struct supervisor *s = g->supervisor;
+
+        if (ledger_verify_begin(g->ledger, &g->verify) < 0)
+                return;
+        if (sd_event_add_defer(s->event, &g->verify_source, on_verify, g) < 0 ||
+            sd_event_source_set_priority(g->verify_source, SD_EVENT_PRIORITY_IDLE) < 0) {
+                g->verify_source = sd_event_source_disable_unref(g->verify_source);
+                ledger_verify_free(g->verify);
+                g->verify = NULL;
+        }
+}
+
 static struct group *group_alloc(struct supervisor *s, const char *id) {
         _cleanup_free_ char *dir = groups_dir(s);
         struct group *g = calloc(1, sizeof *g);
@@ -368,6 +415,8 @@ static void group_free(struct group *g) {
         if (g->gs && g->ledger && group_state_last_seq(g->gs) != g->state_saved_seq)
                 (void) group_state_save(g);
         group_state_free(g->gs);
+        sd_event_source_disable_unref(g->verify_source);
+        ledger_verify_free(g->verify);
         ledger_close(g->ledger);
         free(g->broken);
         free(g->id);
@@ -390,19 +439,20 @@ static int group_open(struct group *g) {
                 return log_group(g, LOG_ERR, r, "cannot create %s", g->dir);
 
         r = ledger_open(g->dir, g->id, &g->ledger, &rec);
-        if (r == -EBADMSG) {
-                if (asprintf(&g->broken, "ledger.jsonl is corrupt at byte offset %" PRIu64 ": %s; the group is "
-                             "stopped (nothing was changed; see conclave-supervisor(8) on repairing a ledger)",
-                             rec.corrupt_offset, rec.corrupt_reason) < 0)
-                        g->broken = NULL;
-                log_group(g, LOG_ERR, 0, "group %s: %s", g->id, g->broken ? g->broken : "corrupt ledger");
-                write_recovery_note(g, "corrupt", rec.corrupt_offset, rec.corrupt_reason, 0);
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+                group_mark_broken(g, &rec);
                 return 0;
         }
         if (r < 0) {
                 if (asprintf(&g->broken, "cannot open the ledger: %s", strerror(-r)) < 0)
                         g->broken = NULL;
                 return log_group(g, LOG_ERR, r, "group %s: cannot open its ledger", g->id);
+        }
+        {
+                /* A note about an earlier corruption is void once the ledger opens cleanly. */
+                _cleanup_free_ char *note = path_join(g->dir, "state/recovery.json"), *text = NULL;
+                if (note && read_file_bounded(note, 65536, &text, NULL) >= 0 && strstr(text, "\"corrupt\""))
+                        (void) unlink(note);
         }
         if (rec.truncated) {
                 log_group(g, LOG_WARNING, 0,
@@ -432,8 +482,11 @@ static int group_open(struct group *g) {
         r = group_state_restore(g);
         if (r < 0)
                 return r;
-        if (ledger_read(g->ledger, ledger_last_seq(g->ledger), &last) >= 0)
+        if (ledger_read(g->ledger, ledger_last_seq(g->ledger), &last) >= 0) {
                 g->last_event_ms = parse_iso_ms(jstr(last, "ts"));
+                event_id_observe(jstr(last, "id"));
+        }
+        group_verify_start(g);
         if (!*g->created) {
                 _cleanup_json_ struct json_object *first = NULL;
                 if (ledger_read(g->ledger, 1, &first) >= 0 && jstr(first, "ts"))

@@ -54,6 +54,9 @@ struct group {
         size_t n_actors;
 
         struct pending_event *pending, **pending_tail;
+
+        struct ledger_verify *verify; /* full check of the ledger running in the background */
+        sd_event_source *verify_source;
 };
 
 struct follower {

@@ -53,7 +53,7 @@ static int find_message(struct group *g, const char *name, struct json_object **
         if (r < 0)
                 return fail(err, -ENOENT, "not_found", "no event %s in group %s", name, g->id);
         if (!streq(jstr(*ret, "kind"), "chat.message")) {
-                r = fail(err, -EINVAL, "bad_request", "event %s is a %s, not a chat.message", name,
+                r = fail(err, -EINVAL, "bad_request", "event %s is of kind %s, not a chat.message", name,
                          jstr(*ret, "kind") ?: "?");
                 json_object_put(*ret);
                 *ret = NULL;

@@ -272,6 +272,21 @@ static int op_actor_add(struct supervisor *s, struct control_request *req, struc
         }
 }
 
+#define UNREAD_COUNT_MAX 100000
+
+struct unread_count {
+        struct group *group;
+        const char *actor;
+        uint64_t n;
+};
+
+static int count_unread(struct json_object *event, void *userdata) {
+        struct unread_count *c = userdata;
+        if (group_state_addressed_to(c->group->gs, event, c->actor))
+                c->n++;
+        return 0;
+}
+
 static int op_actor_show(struct supervisor *s, struct control_request *req, struct json_object *args) {
         struct group *g = want_group(s, req, args, false);
         struct actor *a = g ? want_actor(g, req, args) : NULL;
@@ -296,6 +311,13 @@ static int op_actor_show(struct supervisor *s, struct control_request *req, stru
                 json_object_array_add(list, ob);
         }
         json_object_object_add(o, "obligations", list);
+        if (g->gs && g->ledger) {
+                struct unread_count c = { .group = g, .actor = a->id };
+                int r = ledger_read_range(g->ledger, group_state_cursor(g->gs, a->id), UNREAD_COUNT_MAX, count_unread, &c);
+                json_object_object_add(o, "unread", r >= 0 ? json_object_new_uint64(c.n) : NULL);
+                /* Counting looks at most UNREAD_COUNT_MAX events past the cursor. */
+                json_object_object_add(o, "unread_capped", json_object_new_boolean(r >= 0 && (size_t) r >= UNREAD_COUNT_MAX));
+        }
         reply_owned(req, o);
         return 0;
 }

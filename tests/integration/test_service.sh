@@ -54,6 +54,11 @@ pass "conclave service install wrote and enabled the unit"
 # Shorter systemd watchdog so the supervisor-hang case is quick; everything else as shipped.
 as_user mkdir -p "$unit_file.d"
 printf '[Service]\nWatchdogSec=3s\nRestartSec=1s\n' | as_user tee "$unit_file.d/test.conf" >/dev/null
+if ldd "$CONCLAVE_PREFIX/libexec/conclave/conclave-supervisor" | grep -q libasan; then
+    # LeakSanitizer stops the process with ptrace() at exit, which the unit's seccomp filter
+    # (@system-service) refuses; allow @debug for sanitizer builds only.
+    printf '[Service]\nSystemCallFilter=@debug\n' | as_user tee "$unit_file.d/asan.conf" >/dev/null
+fi
 user_systemctl daemon-reload
 
 as_user systemd-analyze --user verify --man=no "$unit_file" || fail "systemd-analyze verify $unit_file"

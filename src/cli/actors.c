@@ -1,0 +1,328 @@
+/* `conclave actor VERB -g GROUP …`: list, add, inspect, run and remove a group's actors through
+ * the daemon's actor.* operations. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "macro.h"
+#include "proto.h"
+
+enum {
+        OPT_JSON = 1 << 0,
+        OPT_KIND = 1 << 1,
+        OPT_TITLE = 1 << 2,
+        OPT_COMMAND = 1 << 3, /* takes a command after "--" */
+        NEEDS_ID = 1 << 4,
+};
+
+struct actor_verb {
+        const char *name;
+        const char *op;
+        unsigned flags;
+        const char *help;
+};
+
+static const struct actor_verb verbs[] = {
+        { "list", "actor.list", OPT_JSON,
+          "Usage: conclave actor list -g GROUP [--json]\n\n"
+          "Lists a group's actors: kind, runtime state, pid, restarts, last exit and read cursor.\n\n"
+          "  -g, --group GROUP  the group\n"
+          "      --json         print the raw list of actor objects\n" },
+        { "add", "actor.add", NEEDS_ID | OPT_KIND | OPT_TITLE | OPT_COMMAND,
+          "Usage: conclave actor add -g GROUP ID --kind command|human|llm [--title TEXT] [-- COMMAND [ARG…]]\n\n"
+          "Adds an actor to a group. A command actor is a program Conclave runs and supervises while\n"
+          "the group is active; it needs COMMAND and its arguments after \"--\". human and llm actors\n"
+          "are reached through channels and providers and take no command.\n\n"
+          "  -g, --group GROUP  the group\n"
+          "      --kind KIND    command, human or llm\n"
+          "      --title TEXT   a human-readable title\n" },
+        { "show", "actor.show", NEEDS_ID | OPT_JSON,
+          "Usage: conclave actor show -g GROUP ID [--json]\n\n"
+          "Shows an actor, its unread message count and the replies and acks it owes.\n\n"
+          "  -g, --group GROUP  the group\n"
+          "      --json         print the raw actor object\n" },
+        { "start", "actor.start", NEEDS_ID,
+          "Usage: conclave actor start -g GROUP ID\n\n"
+          "Starts a command actor (and keeps it running while the group is active).\n\n"
+          "  -g, --group GROUP  the group\n" },
+        { "stop", "actor.stop", NEEDS_ID,
+          "Usage: conclave actor stop -g GROUP ID\n\n"
+          "Stops a command actor until it is started again.\n\n"
+          "  -g, --group GROUP  the group\n" },
+        { "restart", "actor.restart", NEEDS_ID,
+          "Usage: conclave actor restart -g GROUP ID\n\n"
+          "Stops a command actor and starts it again.\n\n"
+          "  -g, --group GROUP  the group\n" },
+        { "remove", "actor.remove", NEEDS_ID,
+          "Usage: conclave actor remove -g GROUP ID\n\n"
+          "Removes an actor from a group, stopping it first if it runs. Its messages stay in the ledger.\n\n"
+          "  -g, --group GROUP  the group\n" },
+};
+
+static void actor_help(FILE *f) {
+        fprintf(f, "Usage: conclave actor VERB -g GROUP [ID] [OPTIONS]\n\n"
+                   "Verbs:\n"
+                   "  list                          the group's actors\n"
+                   "  add ID --kind KIND [-- COMMAND [ARG…]]\n"
+                   "                                add a command, human or llm actor\n"
+                   "  show ID [--json]              an actor, its unread count and obligations\n"
+                   "  start|stop|restart ID         run or stop a command actor\n"
+                   "  remove ID                     remove an actor (stopping it first)\n\n"
+                   "Run `conclave actor VERB --help` for a verb's options.\n");
+}
+
+static size_t column_width(struct json_object *list, const char *key, size_t min) {
+        size_t width = min;
+
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                size_t len = strlen(cli_str(json_object_array_get_idx(list, i), key) ?: "-");
+                if (len > width)
+                        width = len;
+        }
+        return width;
+}
+
+void cli_print_actors(struct json_object *actors) {
+        int id_width = (int) column_width(actors, "id", 2);
+        int exit_width = (int) column_width(actors, "last_exit", 9);
+
+        printf("%-*s  %-7s  %-10s  %-7s  %-8s  %-*s  %s\n", id_width, "ID", "KIND", "RUNTIME", "PID", "RESTARTS",
+               exit_width, "LAST-EXIT", "CURSOR");
+        for (size_t i = 0; i < json_object_array_length(actors); i++) {
+                struct json_object *a = json_object_array_get_idx(actors, i);
+
+                printf("%-*s  %-7s  %-10s  %-7s  %-8" PRId64 "  %-*s  #%" PRId64 "\n", id_width,
+                       cli_str(a, "id") ?: "?", cli_str(a, "kind") ?: "?", cli_str(a, "runtime") ?: "?",
+                       cli_str(a, "pid") ?: "-", cli_int(a, "restarts"), exit_width, cli_str(a, "last_exit") ?: "-",
+                       cli_int(a, "cursor"));
+        }
+}
+
+static void print_command(struct json_object *command) {
+        for (size_t i = 0; i < json_object_array_length(command); i++) {
+                struct json_object *arg = json_object_array_get_idx(command, i);
+                const char *s = json_object_get_string(arg);
+
+                if (i > 0)
+                        putchar(' ');
+                /* Quote what would not read back as one word. */
+                if (!*s || strpbrk(s, " \t\n\"'\\$"))
+                        s = json_object_to_json_string_ext(arg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                cli_print_text(s, NULL);
+        }
+}
+
+static void print_actor(struct json_object *a) {
+        char t[CLI_TIME_MAX];
+
+        printf("Actor %s in group %s", cli_str(a, "id") ?: "?", cli_str(a, "group") ?: "?");
+        if (!isempty(cli_str(a, "title"))) {
+                fputs(": ", stdout);
+                cli_print_text(cli_str(a, "title"), NULL);
+        }
+        printf("\n  kind:      %s\n", cli_str(a, "kind") ?: "?");
+        if (cli_array(a, "command")) {
+                printf("  command:   ");
+                print_command(cli_array(a, "command"));
+                printf("\n  enabled:   %s\n", cli_bool(a, "enabled") ? "yes" : "no");
+                printf("  runtime:   %s", cli_str(a, "runtime") ?: "?");
+                if (cli_str(a, "pid"))
+                        printf(", pid %s", cli_str(a, "pid"));
+                printf("\n  restarts:  %" PRId64 "\n", cli_int(a, "restarts"));
+                if (cli_str(a, "last_exit"))
+                        printf("  last exit: %s at %s\n", cli_str(a, "last_exit"),
+                               cli_format_time(t, sizeof t, cli_str(a, "last_exit_time")));
+        }
+        printf("  cursor:    read up to #%" PRId64 "\n", cli_int(a, "cursor"));
+        if (cli_str(a, "unread"))
+                printf("  unread:    %" PRId64 "\n", cli_int(a, "unread"));
+        if (cli_array(a, "obligations") && json_object_array_length(cli_array(a, "obligations")) > 0) {
+                putchar('\n');
+                cli_print_obligations(cli_array(a, "obligations"));
+        }
+}
+
+static void print_result(const struct actor_verb *verb, const char *group, const char *id, struct json_object *r) {
+        if (streq(verb->name, "list")) {
+                if (json_object_array_length(r) == 0)
+                        printf("No actors in group %s. Add one with `conclave actor add -g %s ID --kind KIND`.\n",
+                               group, group);
+                else
+                        cli_print_actors(r);
+        } else if (streq(verb->name, "show"))
+                print_actor(r);
+        else if (streq(verb->name, "add"))
+                printf("Added %s actor %s to group %s.\n", cli_str(r, "kind") ?: "?", id, group);
+        else if (streq(verb->name, "remove"))
+                printf("Removed actor %s from group %s.\n", id, group);
+        else {
+                printf("Actor %s is %s", id, cli_str(r, "runtime") ?: "?");
+                if (cli_str(r, "pid"))
+                        printf(" (pid %s)", cli_str(r, "pid"));
+                printf(".\n");
+        }
+}
+
+/* A JSON array of the words after "--". */
+static struct json_object *command_new(char **words, int n) {
+        struct json_object *a = json_object_new_array();
+
+        for (int i = 0; a && i < n; i++)
+                if (json_object_array_add(a, json_object_new_string(words[i])) < 0) {
+                        json_object_put(a);
+                        a = NULL;
+                }
+        return a;
+}
+
+static int run_verb(const struct actor_verb *verb, int argc, char **argv) {
+        static const struct option options[] = {
+                { "group", required_argument, NULL, 'g' },
+                { "json", no_argument, NULL, 'j' },
+                { "kind", required_argument, NULL, 'k' },
+                { "title", required_argument, NULL, 't' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_json_ struct json_object *args = NULL, *result = NULL;
+        const char *group = NULL, *kind = NULL, *title = NULL, *pos[2] = {};
+        char **command = NULL;
+        int c, r, n_pos = 0, n_command = 0;
+        bool json = false;
+
+        /* "+": stop at "--" so the words after it stay the actor's command, while options may
+         * still follow the ID (each non-option is taken by hand and the scan resumed). */
+        optind = 1;
+        for (;;) {
+                int before = optind;
+                unsigned flag = 0;
+
+                c = getopt_long(argc, argv, "+hg:", options, NULL);
+                if (c < 0) {
+                        if (optind > before && streq(argv[before], "--")) {
+                                command = argv + optind;
+                                n_command = argc - optind;
+                                break;
+                        }
+                        if (optind >= argc)
+                                break;
+                        if (n_pos == (int) ELEMENTSOF(pos)) {
+                                fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+                                return EXIT_USAGE;
+                        }
+                        pos[n_pos++] = argv[optind++];
+                        continue;
+                }
+                switch (c) {
+                case 'g':
+                        group = optarg;
+                        break;
+                case 'j':
+                        flag = OPT_JSON;
+                        json = true;
+                        break;
+                case 'k':
+                        flag = OPT_KIND;
+                        kind = optarg;
+                        break;
+                case 't':
+                        flag = OPT_TITLE;
+                        title = optarg;
+                        break;
+                case 'h':
+                        fputs(verb->help, stdout);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+                if (flag && !(verb->flags & flag)) {
+                        fprintf(stderr, "%s: option '--%s' does not apply here; see --help\n", argv[0],
+                                flag == OPT_JSON ? "json" : flag == OPT_KIND ? "kind" : "title");
+                        return EXIT_USAGE;
+                }
+        }
+        /* Elsewhere "--" only ends the options (an ID may begin with '-'). */
+        for (int i = 0; !(verb->flags & OPT_COMMAND) && i < n_command; i++) {
+                if (n_pos == (int) ELEMENTSOF(pos)) {
+                        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], command[i]);
+                        return EXIT_USAGE;
+                }
+                pos[n_pos++] = command[i];
+        }
+        if (!group) {
+                fprintf(stderr, "%s: missing -g GROUP; see --help\n", argv[0]);
+                return EXIT_USAGE;
+        }
+        if ((verb->flags & NEEDS_ID) ? n_pos != 1 : n_pos != 0) {
+                if (n_pos == 0)
+                        fprintf(stderr, "%s: missing actor ID; see --help\n", argv[0]);
+                else
+                        fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], pos[n_pos - 1]);
+                return EXIT_USAGE;
+        }
+        if (verb->flags & OPT_KIND) {
+                if (!kind) {
+                        fprintf(stderr, "%s: missing --kind command|human|llm\n", argv[0]);
+                        return EXIT_USAGE;
+                }
+                if (!streq(kind, "command") && !streq(kind, "human") && !streq(kind, "llm")) {
+                        fprintf(stderr, "%s: unknown kind '%s' (command, human or llm)\n", argv[0], kind);
+                        return EXIT_USAGE;
+                }
+                if (streq(kind, "command") && n_command == 0) {
+                        fprintf(stderr, "%s: a command actor needs its command after \"--\", e.g. "
+                                        "`conclave actor add -g %s %s --kind command -- /usr/bin/my-agent --flag`\n",
+                                argv[0], group, pos[0]);
+                        return EXIT_USAGE;
+                }
+                if (!streq(kind, "command") && command) {
+                        fprintf(stderr, "%s: a %s actor takes no command (only --kind command does)\n", argv[0], kind);
+                        return EXIT_USAGE;
+                }
+        }
+
+        args = cli_args("group", group, "actor", pos[0], "kind", kind, "title", title, (char *) NULL);
+        if (!args)
+                return cli_oom();
+        if (n_command > 0 && (verb->flags & OPT_COMMAND)) {
+                struct json_object *argv_array = command_new(command, n_command);
+                if (!argv_array || json_object_object_add(args, "command", argv_array) < 0) {
+                        json_object_put(argv_array);
+                        return cli_oom();
+                }
+        }
+        r = cli_request(verb->op, args, &result);
+        if (r != EXIT_SUCCESS)
+                return r;
+        if (json)
+                cli_print_json(result);
+        else if (streq(verb->name, "list") && !json_object_is_type(result, json_type_array)) {
+                fprintf(stderr, "%s: unexpected reply from the daemon\n", argv[0]);
+                return EXIT_FAILURE;
+        } else
+                print_result(verb, group, pos[0], result);
+        return EXIT_SUCCESS;
+}
+
+int cmd_actor(int argc, char **argv) {
+        char name[64];
+
+        if (argc < 2) {
+                actor_help(stderr);
+                return EXIT_USAGE;
+        }
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+                actor_help(stdout);
+                return EXIT_SUCCESS;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[1], verbs[i].name)) {
+                        snprintf(name, sizeof name, "conclave actor %s", verbs[i].name);
+                        argv[1] = name;
+                        return run_verb(&verbs[i], argc - 1, argv + 1);
+                }
+        fprintf(stderr, "conclave actor: unknown verb '%s'; see `conclave actor --help`\n", argv[1]);
+        return EXIT_USAGE;
+}
