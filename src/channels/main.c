@@ -115,61 +115,6 @@ static const struct worker_ops channels_ops = {
         .status = channels_status,
 };
 
-static void help(void) {
-        printf("%s [OPTIONS]\n\n"
-               "Conclave's outbound connections: chat channels and LLM providers. Normally\n"
-               "started by conclave-supervisor; run standalone it reads the configuration\n"
-               "file itself.\n\n"
-               "  -c --config FILE  configuration file (default: $CONCLAVE_HOME/config.toml)\n"
-               "  -h --help         show this help\n"
-               "     --version      show the version\n",
-               PROGRAM);
-}
-
-/* Returns 1 to run, 0 to exit successfully (--help, --version), -errno on a usage error. */
-static int parse_argv(int argc, char *argv[], char **ret_config_path) {
-        enum { ARG_VERSION = 0x100 };
-        static const struct option options[] = {
-                { "config", required_argument, NULL, 'c' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
-                switch (c) {
-                case 'c':
-                        free(*ret_config_path);
-                        *ret_config_path = strdup(optarg);
-                        if (!*ret_config_path)
-                                return log_error_errno(ENOMEM, "out of memory");
-                        break;
-                case 'h':
-                        help();
-                        return 0;
-                case ARG_VERSION:
-                        printf("%s %s\n", PROGRAM, PACKAGE_VERSION);
-                        return 0;
-                default:
-                        /* getopt_long already said what was wrong. */
-                        fprintf(stderr, "Try '%s --help'.\n", PROGRAM);
-                        return -EINVAL;
-                }
-        if (optind < argc) {
-                fprintf(stderr, "%s: unexpected argument '%s'; try '%s --help'.\n", PROGRAM,
-                        argv[optind], PROGRAM);
-                return -EINVAL;
-        }
-        if (!*ret_config_path) {
-                *ret_config_path = paths_config_file();
-                if (!*ret_config_path)
-                        return log_error_errno(errno, "cannot find the configuration file (HOME unset?); "
-                                               "use --config FILE");
-        }
-        return 1;
-}
-
 int main(int argc, char *argv[]) {
         _cleanup_free_ char *config_path = NULL;
         struct channels channels = {};
@@ -177,7 +122,11 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_setup(PROGRAM, LOG_TARGET_AUTO);
-        r = parse_argv(argc, argv, &config_path);
+        r = worker_parse_argv(PROGRAM,
+                              "Conclave's outbound connections: chat channels and LLM providers. Normally\n"
+                              "started by conclave-supervisor; run standalone it reads the configuration\n"
+                              "file itself.",
+                              argc, argv, &config_path);
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 

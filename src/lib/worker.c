@@ -1,16 +1,70 @@
 /* Common main loop of the two worker programs (see worker.h). */
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
+#include "paths.h"
 #include "proto.h"
 #include "worker.h"
+
+static void worker_help(const char *program, const char *description) {
+        printf("%s [OPTIONS]\n\n%s\n\n"
+               "  -c --config FILE  configuration file (default: $CONCLAVE_HOME/config.toml)\n"
+               "  -h --help         show this help\n"
+               "     --version      show the version\n",
+               program, description);
+}
+
+int worker_parse_argv(const char *program, const char *description, int argc, char *argv[],
+                      char **ret_config_path) {
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        free(*ret_config_path);
+                        *ret_config_path = strdup(optarg);
+                        if (!*ret_config_path)
+                                return log_error_errno(ENOMEM, "out of memory");
+                        break;
+                case 'h':
+                        worker_help(program, description);
+                        return 0;
+                case ARG_VERSION:
+                        printf("%s %s\n", program, PACKAGE_VERSION);
+                        return 0;
+                default:
+                        /* getopt_long already said what was wrong. */
+                        fprintf(stderr, "Try '%s --help'.\n", program);
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "%s: unexpected argument '%s'; try '%s --help'.\n", program, argv[optind], program);
+                return -EINVAL;
+        }
+        if (!*ret_config_path) {
+                *ret_config_path = paths_config_file();
+                if (!*ret_config_path)
+                        return log_error_errno(errno, "cannot find the configuration file (HOME unset?); "
+                                               "use --config FILE");
+        }
+        return 1;
+}
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct worker *w = userdata;

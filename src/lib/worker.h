@@ -32,6 +32,12 @@ struct worker {
         bool ready;
 };
 
+/* Command line shared by the workers: -c/--config FILE, -h/--help (prints `description`),
+ * --version. Returns 1 to run with *ret_config_path set, 0 to exit successfully (help,
+ * version), -EINVAL on a usage error (already reported). */
+int worker_parse_argv(const char *program, const char *description, int argc, char *argv[],
+                      char **ret_config_path);
+
 /* Sets up logging, the loop, signals and the watchdog. config_path is used only standalone. */
 int worker_init(struct worker *w, const char *program, const struct worker_ops *ops,
                 const char *config_path, void *userdata);

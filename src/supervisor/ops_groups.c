@@ -83,6 +83,27 @@ static void answer_error(struct control_request *req, const struct message_error
                 control_request_error(req, "internal", "%s", strerror(-r));
 }
 
+/* The open obligations of actor as a JSON array (see docs/control-protocol.md). */
+static struct json_object *obligations_json(struct group *g, const char *actor) {
+        _cleanup_free_ struct obligation *list = NULL;
+        struct json_object *arr = json_object_new_array();
+        int n = g->gs ? group_state_obligations(g->gs, actor, &list) : 0;
+
+        for (int i = 0; arr && i < n; i++) {
+                struct json_object *ob = json_object_new_object();
+                char ts[40];
+                json_object_object_add(ob, "kind", json_object_new_string(list[i].kind == OBLIGATION_REPLY ? "reply" : "ack"));
+                json_object_object_add(ob, "actor", json_object_new_string(list[i].actor_id));
+                json_object_object_add(ob, "event_id", json_object_new_string(list[i].event_id));
+                json_object_object_add(ob, "seq", json_object_new_uint64(list[i].seq));
+                json_object_object_add(ob, "from", json_object_new_string(list[i].from));
+                json_object_object_add(ob, "since",
+                                       json_object_new_string(format_timestamp_iso(ts, sizeof ts, list[i].created_ms * 1000)));
+                json_object_array_add(arr, ob);
+        }
+        return arr;
+}
+
 /* --- groups ------------------------------------------------------------------------------ */
 
 static int op_group_list(struct supervisor *s, struct control_request *req, struct json_object *args) {
@@ -290,27 +311,12 @@ static int count_unread(struct json_object *event, void *userdata) {
 static int op_actor_show(struct supervisor *s, struct control_request *req, struct json_object *args) {
         struct group *g = want_group(s, req, args, false);
         struct actor *a = g ? want_actor(g, req, args) : NULL;
-        _cleanup_free_ struct obligation *obs = NULL;
-        struct json_object *o, *list;
-        int n;
+        struct json_object *o;
 
         if (!a)
                 return 0;
         o = actor_to_json(a);
-        list = json_object_new_array();
-        n = g->gs ? group_state_obligations(g->gs, a->id, &obs) : 0;
-        for (int i = 0; i < n; i++) {
-                struct json_object *ob = json_object_new_object();
-                char ts[40];
-                json_object_object_add(ob, "kind", json_object_new_string(obs[i].kind == OBLIGATION_REPLY ? "reply" : "ack"));
-                json_object_object_add(ob, "actor", json_object_new_string(obs[i].actor_id));
-                json_object_object_add(ob, "event_id", json_object_new_string(obs[i].event_id));
-                json_object_object_add(ob, "seq", json_object_new_uint64(obs[i].seq));
-                json_object_object_add(ob, "from", json_object_new_string(obs[i].from));
-                json_object_object_add(ob, "since", json_object_new_string(format_timestamp_iso(ts, sizeof ts, obs[i].created_ms * 1000)));
-                json_object_array_add(list, ob);
-        }
-        json_object_object_add(o, "obligations", list);
+        json_object_object_add(o, "obligations", obligations_json(g, a->id));
         if (g->gs && g->ledger) {
                 struct unread_count c = { .group = g, .actor = a->id };
                 int r = ledger_read_range(g->ledger, group_state_cursor(g->gs, a->id), UNREAD_COUNT_MAX, count_unread, &c);
@@ -479,11 +485,9 @@ static int op_inbox_list(struct supervisor *s, struct control_request *req, stru
         const char *actor = arg_str(args, "actor");
         int64_t limit = arg_int(args, "limit", 100);
         struct inbox_scan scan = {};
-        _cleanup_json_ struct json_object *show_args = NULL;
-        struct json_object *o, *obs;
-        _cleanup_free_ struct obligation *list = NULL;
+        struct json_object *o;
         uint64_t cursor;
-        int n, r;
+        int r;
 
         if (!g)
                 return 0;
@@ -509,20 +513,7 @@ static int op_inbox_list(struct supervisor *s, struct control_request *req, stru
         json_object_object_add(o, "cursor", json_object_new_uint64(cursor));
         json_object_object_add(o, "unread", scan.unread);
         json_object_object_add(o, "unread_more", json_object_new_boolean(scan.more));
-        obs = json_object_new_array();
-        n = group_state_obligations(g->gs, actor, &list);
-        for (int i = 0; i < n; i++) {
-                struct json_object *ob = json_object_new_object();
-                char ts[40];
-                json_object_object_add(ob, "kind", json_object_new_string(list[i].kind == OBLIGATION_REPLY ? "reply" : "ack"));
-                json_object_object_add(ob, "actor", json_object_new_string(list[i].actor_id));
-                json_object_object_add(ob, "event_id", json_object_new_string(list[i].event_id));
-                json_object_object_add(ob, "seq", json_object_new_uint64(list[i].seq));
-                json_object_object_add(ob, "from", json_object_new_string(list[i].from));
-                json_object_object_add(ob, "since", json_object_new_string(format_timestamp_iso(ts, sizeof ts, list[i].created_ms * 1000)));
-                json_object_array_add(obs, ob);
-        }
-        json_object_object_add(o, "obligations", obs);
+        json_object_object_add(o, "obligations", obligations_json(g, actor));
         if (arg_bool(args, "mark_read") && json_object_array_length(scan.unread) > 0) {
                 struct json_object *last = json_object_array_get_idx(scan.unread, json_object_array_length(scan.unread) - 1), *seq;
                 struct message_error err = {};
