@@ -81,6 +81,32 @@ static void print_status(struct json_object *r) {
                                str(p, "model") ?: "?", str(p, "base_url") ? " at " : "", str(p, "base_url") ?: "");
                 }
         }
+        printf("\nGroups:\n");
+        if (json_object_object_get_ex(r, "groups", &list)) {
+                if (json_object_array_length(list) == 0)
+                        printf("  none (create one with `conclave group create ID`)\n");
+                for (size_t i = 0; i < json_object_array_length(list); i++) {
+                        struct json_object *g = json_object_array_get_idx(list, i), *actors;
+                        printf("  %-12s %-8s %" PRId64 "/%" PRId64 " actors running, %" PRId64 " events%s%s\n",
+                               str(g, "id") ?: "?", str(g, "state") ?: "?", num(g, "running_actors"),
+                               num(g, "actor_count"), num(g, "last_seq"), str(g, "error") ? ": " : "",
+                               str(g, "error") ?: "");
+                        if (!json_object_object_get_ex(g, "actors", &actors))
+                                continue;
+                        for (size_t j = 0; j < json_object_array_length(actors); j++) {
+                                struct json_object *a = json_object_array_get_idx(actors, j);
+                                char pid[32] = "";
+                                if (str(a, "pid"))
+                                        snprintf(pid, sizeof pid, " pid %s", str(a, "pid"));
+                                if (!streq(str(a, "kind"), "command"))
+                                        continue;
+                                printf("    %-12s %-10s%s restarts %" PRId64 "%s%s\n", str(a, "id") ?: "?",
+                                       str(a, "runtime") ?: "?", pid, num(a, "restarts"),
+                                       str(a, "last_exit") ? ", last exit: " : "", str(a, "last_exit") ?: "");
+                        }
+                }
+        }
+
         printf("\nChannels:\n");
         if (json_object_object_get_ex(r, "channels", &list)) {
                 if (json_object_array_length(list) == 0)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "control_server.h"
+#include "actors.h"
 #include "groups.h"
 #include "log.h"
 #include "macro.h"
@@ -300,8 +301,13 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
         }
         json_object_object_add(o, "channels", channels);
         groups = json_object_new_array();
-        for (size_t i = 0; i < s->n_groups; i++)
-                json_object_array_add(groups, group_to_json(s->groups[i]));
+        for (size_t i = 0; i < s->n_groups; i++) {
+                struct json_object *go = group_to_json(s->groups[i]), *actors = json_object_new_array();
+                for (size_t j = 0; j < s->groups[i]->n_actors; j++)
+                        json_object_array_add(actors, actor_to_json(s->groups[i]->actors[j]));
+                json_object_object_add(go, "actors", actors);
+                json_object_array_add(groups, go);
+        }
         json_object_object_add(o, "groups", groups);
         return o;
 }
