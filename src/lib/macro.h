@@ -39,3 +39,7 @@ static inline int negative_errno(void) {
 static inline bool streq(const char *a, const char *b) {
         return a && b && __builtin_strcmp(a, b) == 0;
 }
+
+/* sd-event timers default to 250 ms of slack (accuracy 0); restarts, stop escalation and group
+ * commit want to fire when asked. */
+#define TIMER_ACCURACY_USEC ((uint64_t) 1000ULL)

@@ -355,7 +355,7 @@ static int on_kill_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 (void) kill(a->pid, SIGTERM);
                 (void) kill(a->pid, SIGCONT);
                 (void) sd_event_add_time_relative(a->group->supervisor->event, &a->timer, CLOCK_MONOTONIC,
-                                                  ACTOR_STOP_TIMEOUT_USEC, 0, on_kill_timer, a);
+                                                  ACTOR_STOP_TIMEOUT_USEC, TIMER_ACCURACY_USEC, on_kill_timer, a);
                 return 0;
         }
         if (a->pid > 0) {
@@ -423,7 +423,7 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata) {
                 json_object_object_add(data, "restart_in_ms", json_object_new_uint64(delay / USEC_PER_MSEC));
                 actor_event(a, "actor.exited", data);
                 a->runtime = ACTOR_BACKOFF;
-                if (sd_event_add_time_relative(a->group->supervisor->event, &a->timer, CLOCK_MONOTONIC, delay, 0,
+                if (sd_event_add_time_relative(a->group->supervisor->event, &a->timer, CLOCK_MONOTONIC, delay, TIMER_ACCURACY_USEC,
                                                on_restart_timer, a) < 0)
                         a->runtime = ACTOR_FAILED;
         }
@@ -541,7 +541,7 @@ void actor_stop(struct actor *a) {
         a->term_sent = false;
         a->timer = sd_event_source_disable_unref(a->timer);
         (void) sd_event_add_time_relative(a->group->supervisor->event, &a->timer, CLOCK_MONOTONIC,
-                                          ACTOR_STOP_GRACE_USEC, 0, on_kill_timer, a);
+                                          ACTOR_STOP_GRACE_USEC, TIMER_ACCURACY_USEC, on_kill_timer, a);
 }
 
 void actor_restart(struct actor *a) {

@@ -109,6 +109,21 @@ static int conn_queue_text(struct control_conn *c, const char *s) {
         memcpy(c->out + c->out_len, s, len);
         c->out[c->out_len + len] = '\n';
         c->out_len += len + 1;
+        if (c->out_len - c->out_pos == len + 1) {
+                /* Nothing was waiting: try to send at once, and only ask for EPOLLOUT when the
+                 * socket is full (two epoll_ctl calls per reply otherwise). */
+                ssize_t k = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (k > 0)
+                        c->out_pos += (size_t) k;
+                else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                        c->closing = true;
+                        return 0;
+                }
+                if (c->out_pos == c->out_len) {
+                        c->out_pos = c->out_len = 0;
+                        return 0;
+                }
+        }
         return sd_event_source_set_io_events(c->source, EPOLLIN | EPOLLOUT);
 }
 

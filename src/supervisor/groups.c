@@ -112,6 +112,10 @@ static int group_config_write(struct group *g) {
         json_object_object_add(o, "title", json_object_new_string(g->title ? g->title : ""));
         json_object_object_add(o, "state", json_object_new_string(group_run_state_to_string(g->state)));
         json_object_object_add(o, "created", json_object_new_string(g->created));
+        /* Every appended event is applied in memory at once, so this reflects the whole ledger:
+         * the next start replays only what comes after. */
+        if (g->ledger)
+                g->config_seq = ledger_last_seq(g->ledger);
         json_object_object_add(o, "config_seq", json_object_new_uint64(g->config_seq));
         for (size_t i = 0; i < g->n_actors; i++) {
                 struct actor *a = g->actors[i];
@@ -268,15 +272,6 @@ static int group_config_load(struct group *g) {
 
 /* --- derived state ------------------------------------------------------------------------ */
 
-static int apply_to_state(struct json_object *event, void *userdata) {
-        return group_state_apply(userdata, event);
-}
-
-static int apply_config(struct json_object *event, void *userdata) {
-        group_apply_config_event(userdata, event);
-        return 0;
-}
-
 static int group_state_save(struct group *g) {
         _cleanup_json_ struct json_object *o = group_state_to_json(g->gs);
         _cleanup_free_ char *path = path_join(g->dir, "state/state.json");
@@ -292,11 +287,12 @@ static int group_state_save(struct group *g) {
 
 /* state/state.json, caught up with the ledger; rebuilt from the whole ledger when missing,
  * unreadable or ahead of it (a ledger cut back after a crash). */
+/* Loads state/state.json if it is usable (not ahead of the ledger); otherwise starts empty and
+ * the caller's replay rebuilds it. */
 static int group_state_restore(struct group *g) {
         _cleanup_free_ char *path = path_join(g->dir, "state/state.json"), *text = NULL;
         uint64_t last = ledger_last_seq(g->ledger);
         struct group_state *gs = NULL;
-        int r;
 
         if (!path)
                 return -ENOMEM;
@@ -308,20 +304,31 @@ static int group_state_restore(struct group *g) {
                 }
         }
         if (!gs) {
-                log_group(g, LOG_NOTICE, 0, "rebuilding the derived state of group %s from its ledger (%" PRIu64 " events)",
-                          g->id, last);
-                r = group_state_new(&gs);
-                if (r < 0)
-                        return r;
+                if (last > 0)
+                        log_group(g, LOG_NOTICE, 0, "rebuilding the derived state of group %s from its ledger (%" PRIu64 " events)",
+                                  g->id, last);
+                if (group_state_new(&gs) < 0)
+                        return -ENOMEM;
         }
         g->gs = gs;
-        r = ledger_read_range(g->ledger, group_state_last_seq(gs), SIZE_MAX, apply_to_state, gs);
-        if (r < 0)
-                return log_group(g, LOG_ERR, r, "cannot apply the ledger of group %s to its state", g->id);
         g->state_saved_seq = group_state_last_seq(gs);
-        if (r > 0)
-                (void) group_state_save(g);
         return 0;
+}
+
+/* One pass over the events neither cache reflects yet. */
+static int apply_replay(struct json_object *event, void *userdata) {
+        struct group *g = userdata;
+        struct json_object *v;
+        uint64_t seq = json_object_object_get_ex(event, "seq", &v) ? json_object_get_uint64(v) : 0;
+        int r = 0;
+
+        if (seq > g->config_seq) {
+                group_apply_config_event(g, event);
+                g->config_seq = seq;
+        }
+        if (seq > group_state_last_seq(g->gs))
+                r = group_state_apply(g->gs, event);
+        return r;
 }
 
 static void write_recovery_note(struct group *g, const char *what, uint64_t offset, const char *reason,
@@ -379,8 +386,10 @@ static void group_verify_start(struct group *g) {
 
         if (ledger_verify_begin(g->ledger, &g->verify) < 0)
                 return;
+        /* Defer sources are one-shot by default: keep it on until the check is done. */
         if (sd_event_add_defer(s->event, &g->verify_source, on_verify, g) < 0 ||
-            sd_event_source_set_priority(g->verify_source, SD_EVENT_PRIORITY_IDLE) < 0) {
+            sd_event_source_set_priority(g->verify_source, SD_EVENT_PRIORITY_IDLE) < 0 ||
+            sd_event_source_set_enabled(g->verify_source, SD_EVENT_ON) < 0) {
                 g->verify_source = sd_event_source_disable_unref(g->verify_source);
                 ledger_verify_free(g->verify);
                 g->verify = NULL;
@@ -412,8 +421,12 @@ static void group_free(struct group *g) {
         for (size_t i = 0; i < g->n_actors; i++)
                 actor_free(g->actors[i]);
         free(g->actors);
-        if (g->gs && g->ledger && group_state_last_seq(g->gs) != g->state_saved_seq)
-                (void) group_state_save(g);
+        if (g->gs && g->ledger && !g->broken) {
+                if (group_state_last_seq(g->gs) != g->state_saved_seq)
+                        (void) group_state_save(g);
+                if (g->config_seq != ledger_last_seq(g->ledger))
+                        (void) group_config_write(g);
+        }
         group_state_free(g->gs);
         sd_event_source_disable_unref(g->verify_source);
         ledger_verify_free(g->verify);
@@ -474,14 +487,19 @@ static int group_open(struct group *g) {
                 g->config_seq = 0;
                 g->state = GROUP_IDLE;
         }
-        r = ledger_read_range(g->ledger, g->config_seq, SIZE_MAX, apply_config, g);
-        if (r < 0)
-                return log_group(g, LOG_ERR, r, "cannot replay the ledger of group %s", g->id);
-        if (r > 0)
-                (void) group_config_write(g);
         r = group_state_restore(g);
         if (r < 0)
                 return r;
+        {
+                uint64_t from = g->config_seq < group_state_last_seq(g->gs) ? g->config_seq : group_state_last_seq(g->gs);
+                r = ledger_read_range(g->ledger, from, SIZE_MAX, apply_replay, g);
+        }
+        if (r < 0)
+                return log_group(g, LOG_ERR, r, "cannot replay the ledger of group %s", g->id);
+        if (r > 0) {
+                (void) group_config_write(g);
+                (void) group_state_save(g);
+        }
         if (ledger_read(g->ledger, ledger_last_seq(g->ledger), &last) >= 0) {
                 g->last_event_ms = parse_iso_ms(jstr(last, "ts"));
                 event_id_observe(jstr(last, "id"));
@@ -563,6 +581,7 @@ void groups_free(struct supervisor *s) {
         s->groups = NULL;
         s->n_groups = 0;
         s->flush_timer = sd_event_source_disable_unref(s->flush_timer);
+        s->flush_defer = sd_event_source_disable_unref(s->flush_defer);
 }
 
 /* --- the durable event path ---------------------------------------------------------------- */
@@ -637,11 +656,17 @@ static void group_flush(struct group *g) {
 
 void groups_flush(struct supervisor *s) {
         s->flush_timer = sd_event_source_disable_unref(s->flush_timer);
+        s->flush_defer = sd_event_source_disable_unref(s->flush_defer);
         for (size_t i = 0; i < s->n_groups; i++)
                 group_flush(s->groups[i]);
 }
 
 static int on_flush_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        groups_flush(userdata);
+        return 0;
+}
+
+static int on_flush_defer(sd_event_source *src, void *userdata) {
         groups_flush(userdata);
         return 0;
 }
@@ -678,13 +703,18 @@ int group_append(struct group *g, const char *kind, const char *by, struct json_
                 *ret_event = event;
 
         if (s->config->ledger_sync == LEDGER_SYNC_BATCH) {
-                /* Group commit: every append of the next few ms shares one fdatasync. */
+                /* Group commit: every append of the next few ms shares one fdatasync. The timer's
+                 * accuracy must be explicit: sd-event's default slack is 250 ms. */
                 if (!s->flush_timer &&
-                    sd_event_add_time_relative(s->event, &s->flush_timer, CLOCK_MONOTONIC,
-                                               s->config->ledger_batch_usec, 0, on_flush_timer, s) < 0)
+                    sd_event_add_time_relative(s->event, &s->flush_timer, CLOCK_MONOTONIC, s->config->ledger_batch_usec,
+                                               1, on_flush_timer, s) < 0)
                         group_flush(g);
-        } else
-                group_flush(g);
+        } else if (!s->flush_defer) {
+                /* always/none: flush once the requests already read in this loop iteration are
+                 * appended, so simultaneous callers share an fdatasync without waiting. */
+                if (sd_event_add_defer(s->event, &s->flush_defer, on_flush_defer, s) < 0)
+                        group_flush(g);
+        }
         return 0;
 }
 
@@ -856,6 +886,7 @@ int group_delete(struct group *g, char **ret_moved_to) {
         log_group(g, LOG_NOTICE, 0, "deleted group %s; its data is in %s", g->id, target);
         /* Its files moved: do not write state into the old place. */
         g->state_saved_seq = g->gs ? group_state_last_seq(g->gs) : 0;
+        g->config_seq = g->ledger ? ledger_last_seq(g->ledger) : 0;
         group_free(g);
         (void) registry_write(s);
         *ret_moved_to = target;

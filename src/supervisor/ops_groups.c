@@ -15,6 +15,7 @@
 
 #define TAIL_MAX 10000
 #define INBOX_MAX 1000
+#define INBOX_SCAN_MAX 100000 /* events looked at per inbox.list */
 
 static const char *arg_str(struct json_object *args, const char *key) {
         struct json_object *v;
@@ -501,12 +502,16 @@ static int op_inbox_list(struct supervisor *s, struct control_request *req, stru
         }
         cursor = group_state_cursor(g->gs, actor);
         scan = (struct inbox_scan){ .group = g, .actor = actor, .unread = json_object_new_array(), .limit = (size_t) limit };
-        /* Reads forward from the cursor only, and stops once the page is full. */
-        r = ledger_read_range(g->ledger, cursor, SIZE_MAX, inbox_collect, &scan);
+        /* Reads forward from the cursor only, and stops once the page is full or after
+         * INBOX_SCAN_MAX events: an actor far behind with little addressed to it must not stall
+         * the loop (the rest is reported as "unread_more"; reading moves the cursor on). */
+        r = ledger_read_range(g->ledger, cursor, INBOX_SCAN_MAX, inbox_collect, &scan);
         if (r < 0 && r != -ECANCELED) {
                 json_object_put(scan.unread);
                 return r;
         }
+        if (r == INBOX_SCAN_MAX && scan.last_seq < ledger_last_seq(g->ledger))
+                scan.more = true;
         o = json_object_new_object();
         json_object_object_add(o, "group", json_object_new_string(g->id));
         json_object_object_add(o, "actor", json_object_new_string(actor));
@@ -514,13 +519,21 @@ static int op_inbox_list(struct supervisor *s, struct control_request *req, stru
         json_object_object_add(o, "unread", scan.unread);
         json_object_object_add(o, "unread_more", json_object_new_boolean(scan.more));
         json_object_object_add(o, "obligations", obligations_json(g, actor));
-        if (arg_bool(args, "mark_read") && json_object_array_length(scan.unread) > 0) {
-                struct json_object *last = json_object_array_get_idx(scan.unread, json_object_array_length(scan.unread) - 1), *seq;
+        if (arg_bool(args, "mark_read") && scan.last_seq > cursor) {
+                size_t n = json_object_array_length(scan.unread);
                 struct message_error err = {};
-                uint64_t up_to = json_object_object_get_ex(last, "seq", &seq) ? json_object_get_uint64(seq) : 0;
-                /* Up to the last listed message: a later page stays unread. */
+                uint64_t up_to;
+
                 if (!scan.more)
                         up_to = ledger_last_seq(g->ledger);
+                else if (n < scan.limit)
+                        up_to = scan.last_seq; /* the scan stopped early: everything it looked at is read */
+                else {
+                        /* Up to the last listed message: the next page stays unread. */
+                        struct json_object *seq;
+                        up_to = json_object_object_get_ex(json_object_array_get_idx(scan.unread, n - 1), "seq", &seq)
+                                        ? json_object_get_uint64(seq) : cursor;
+                }
                 json_object_object_add(o, "marked_read_up_to", json_object_new_uint64(up_to));
                 r = message_mark_read(g, actor, up_to, NULL, &err);
                 if (r < 0) {

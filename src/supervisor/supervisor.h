@@ -52,6 +52,7 @@ struct supervisor {
         size_t n_groups;
         struct follower *followers;
         sd_event_source *flush_timer; /* group commit for ledger_sync = batch */
+        sd_event_source *flush_defer; /* end-of-iteration flush for always/none */
 
         uint64_t reload_id;
         unsigned reload_pending; /* workers yet to acknowledge the new config */

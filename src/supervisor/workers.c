@@ -87,7 +87,7 @@ static int worker_set_timer(struct worker_proc *w, uint64_t delay,
 
         worker_clear_timer(w);
         (void) sd_event_now(w->supervisor->event, CLOCK_MONOTONIC, &now);
-        r = sd_event_add_time(w->supervisor->event, &w->timer, CLOCK_MONOTONIC, now + delay, 0,
+        r = sd_event_add_time(w->supervisor->event, &w->timer, CLOCK_MONOTONIC, now + delay, TIMER_ACCURACY_USEC,
                               handler, w);
         if (r < 0)
                 log_worker(w, LOG_ERR, r, "cannot arm timer for worker %s", w->name);
