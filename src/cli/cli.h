@@ -54,6 +54,9 @@ int cli_oom(void);
 /* Runs argv (argv[0] is a path), waits, returns its exit status or -errno. */
 int cli_run(char *const argv[]);
 
+/* A decimal number from min to max (an option's argument); -EINVAL otherwise. */
+int cli_parse_range(const char *arg, long min, long max, long *ret);
+
 /* True when the first argument asks for help. */
 bool cli_wants_help(int argc, char **argv);
 

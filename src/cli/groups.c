@@ -240,7 +240,8 @@ static int run_verb(const struct group_verb *verb, int argc, char **argv) {
         else if (streq(verb->name, "show"))
                 print_group(result);
         else if (streq(verb->name, "create"))
-                printf("Created group %s. Add actors with `conclave actor add -g %s …`, then `conclave group start %s`.\n",
+                printf("Created group %s. Add actors with `conclave actor add -g %s …` (start command actors with "
+                       "`conclave actor start`), then `conclave group start %s`.\n",
                        id, id, id);
         else if (streq(verb->name, "delete"))
                 printf("Deleted group %s; its data was moved to %s\n", id, cli_str(result, "moved_to") ?: "?");

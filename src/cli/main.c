@@ -129,6 +129,18 @@ int cli_request(const char *op, struct json_object *args, struct json_object **r
         return EXIT_SUCCESS;
 }
 
+int cli_parse_range(const char *arg, long min, long max, long *ret) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(arg, &end, 10);
+        if (errno || end == arg || *end || v < min || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
 int cli_oom(void) {
         fprintf(stderr, "conclave: out of memory\n");
         return EXIT_FAILURE;

@@ -308,7 +308,6 @@ int cmd_inbox(int argc, char **argv) {
         const char *group = NULL, *actor = NULL;
         bool mark_read = false, json = false;
         long limit = 0;
-        char *end;
         int c;
 
         argv[0] = (char *) "conclave inbox";
@@ -322,9 +321,7 @@ int cmd_inbox(int argc, char **argv) {
                         actor = optarg;
                         break;
                 case 'l':
-                        errno = 0;
-                        limit = strtol(optarg, &end, 10);
-                        if (errno || end == optarg || *end || limit < 1 || limit > 1000) {
+                        if (cli_parse_range(optarg, 1, 1000, &limit) < 0) {
                                 fprintf(stderr, "%s: --limit must be a number from 1 to 1000\n", argv[0]);
                                 return EXIT_USAGE;
                         }

@@ -146,7 +146,6 @@ int cmd_tail(int argc, char **argv) {
         bool follow_new = false, json = false;
         int64_t after_seq = -1; /* none: follow only what is new */
         long n = 20;
-        char *end;
         int c;
 
         argv[0] = (char *) "conclave tail";
@@ -157,9 +156,7 @@ int cmd_tail(int argc, char **argv) {
                         group = optarg;
                         break;
                 case 'n':
-                        errno = 0;
-                        n = strtol(optarg, &end, 10);
-                        if (errno || end == optarg || *end || n < 0 || n > 10000) {
+                        if (cli_parse_range(optarg, 0, 10000, &n) < 0) {
                                 fprintf(stderr, "%s: -n must be a number from 0 to 10000\n", argv[0]);
                                 return EXIT_USAGE;
                         }

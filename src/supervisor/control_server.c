@@ -186,10 +186,6 @@ int control_request_stream_send(struct control_request *req, struct json_object 
         return r;
 }
 
-bool control_request_connected(const struct control_request *req) {
-        return req->conn != NULL;
-}
-
 static const struct control_op *find_op(const char *name) {
         for (size_t t = 0; t < ELEMENTSOF(op_tables); t++)
                 for (const struct control_op *op = op_tables[t]; op->name; op++)

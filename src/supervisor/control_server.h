@@ -40,5 +40,3 @@ int control_request_stream_begin(struct control_request *req, void (*on_close)(s
 /* Queues one line; -ENOBUFS when the client reads too slowly (the stream is then closed). */
 int control_request_stream_send(struct control_request *req, struct json_object *line);
 
-/* False once the client went away (a late answer is then dropped). */
-bool control_request_connected(const struct control_request *req);

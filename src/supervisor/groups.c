@@ -188,7 +188,7 @@ static void group_drop_actor(struct group *g, struct actor *a) {
  * by the caller (actor_sync_runtime), so replaying on start-up runs nothing twice. */
 static void group_apply_config_event(struct group *g, struct json_object *event) {
         const char *kind = jstr(event, "kind");
-        struct json_object *data = NULL, *seq;
+        struct json_object *data = NULL;
         const char *actor_id;
         struct actor *a;
 
@@ -217,10 +217,6 @@ static void group_apply_config_event(struct group *g, struct json_object *event)
                 a->enabled = true;
         else if (streq(kind, "actor.stopped") && actor_id && (a = group_actor(g, actor_id)))
                 a->enabled = false;
-        else
-                return;
-        if (json_object_object_get_ex(event, "seq", &seq))
-                g->config_seq = json_object_get_uint64(seq);
 }
 
 static int group_config_load(struct group *g) {

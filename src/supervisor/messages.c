@@ -29,7 +29,7 @@ static const char *jstr(struct json_object *o, const char *key) {
 }
 
 bool message_sender_valid(struct group *g, const char *by) {
-        return streq(by, "operator") || group_state_is_member(g->gs, by);
+        return group_state_is_member(g->gs, by); /* the operator is a member of every group */
 }
 
 static int check_group(struct group *g, const char *by, struct message_error *err) {
@@ -121,6 +121,8 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
                 return fail(err, r, "internal", "cannot append to the ledger: %s", strerror(-r));
 
         /* Answering a message means it was handled: the replier's cursor moves up to it. */
+        /* Not for the operator: replying from the CLI does not say the rest was read (its
+         * inbox is marked read explicitly with --mark-read). */
         if (original_seq > group_state_cursor(g->gs, m->by) && !streq(m->by, "operator"))
                 (void) message_mark_read(g, m->by, original_seq, NULL, err);
         return 0;

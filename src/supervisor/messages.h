@@ -15,7 +15,7 @@ struct message_error {
 };
 
 struct message_args {
-        const char *by;              /* "operator" or a member */
+        const char *by;              /* a member of the group (default "operator") */
         const char *text;
         struct json_object *to;      /* array of ids or ["@all"]; NULL: @all (or the original sender for replies) */
         const char *reply_to;        /* event id or seq of a chat.message; NULL: not a reply */
@@ -29,5 +29,5 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
 int message_ack(struct group *g, const char *by, const char *event, struct control_request *req, struct message_error *err);
 int message_mark_read(struct group *g, const char *by, uint64_t up_to_seq, struct control_request *req,
                       struct message_error *err);
-/* "operator", or a member of g. */
+/* A member of g (the operator is a member of every group). */
 bool message_sender_valid(struct group *g, const char *by);
