@@ -76,6 +76,9 @@ int ledger_verify_begin(struct ledger *l, struct ledger_verify **ret);
 /* 1: all verified; 0: call again; -EBADMSG/-EPROTONOSUPPORT with rec->corrupt_* set. */
 int ledger_verify_step(struct ledger *l, struct ledger_verify *v, size_t max_lines, struct ledger_recovery *rec);
 void ledger_verify_free(struct ledger_verify *v);
+static inline void ledger_verify_freep(struct ledger_verify **v) {
+        ledger_verify_free(*v);
+}
 
 /* Makes the ids this process creates sort after `id` (the last id of a ledger just opened), so
  * ids keep growing with seq even when the clock stepped back between runs. */

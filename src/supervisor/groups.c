@@ -414,15 +414,16 @@ static struct group *group_alloc(struct supervisor *s, const char *id) {
 static void group_free(struct group *g) {
         if (!g)
                 return;
-        for (size_t i = 0; i < g->n_actors; i++)
-                actor_free(g->actors[i]);
-        free(g->actors);
+        /* Caches first: group.json lists the actors freed below. */
         if (g->gs && g->ledger && !g->broken) {
                 if (group_state_last_seq(g->gs) != g->state_saved_seq)
                         (void) group_state_save(g);
                 if (g->config_seq != ledger_last_seq(g->ledger))
                         (void) group_config_write(g);
         }
+        for (size_t i = 0; i < g->n_actors; i++)
+                actor_free(g->actors[i]);
+        free(g->actors);
         group_state_free(g->gs);
         sd_event_source_disable_unref(g->verify_source);
         ledger_verify_free(g->verify);
@@ -489,6 +490,18 @@ static int group_open(struct group *g) {
         {
                 uint64_t from = g->config_seq < group_state_last_seq(g->gs) ? g->config_seq : group_state_last_seq(g->gs);
                 r = ledger_read_range(g->ledger, from, SIZE_MAX, apply_replay, g);
+        }
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+                /* The replay met a bad line: verify the whole ledger now to name its offset. */
+                _cleanup_(ledger_verify_freep) struct ledger_verify *v = NULL;
+                struct ledger_recovery bad = {};
+                int q = ledger_verify_begin(g->ledger, &v);
+                while (q >= 0 && (q = ledger_verify_step(g->ledger, v, SIZE_MAX, &bad)) == 0)
+                        ;
+                if (q == -EBADMSG || q == -EPROTONOSUPPORT) {
+                        group_mark_broken(g, &bad);
+                        return 0;
+                }
         }
         if (r < 0)
                 return log_group(g, LOG_ERR, r, "cannot replay the ledger of group %s", g->id);

@@ -53,3 +53,11 @@ cv() {
 status_field() {
     cv status --json 2>/dev/null | jq -r "$1"
 }
+
+# Fails if a sanitizer (ASan, LSan, UBSan builds) reported anything in the test user's journal
+# or in the given log files: a daemon that survives a use-after-free is not a passing test.
+no_sanitizer_reports() {
+    local pattern='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' found
+    found=$( { user_journalctl -o cat 2>/dev/null; [[ $# == 0 ]] || cat "$@" 2>/dev/null; } | grep -E -m 5 "$pattern" || true)
+    [[ -z $found ]] || fail "sanitizer reports: $found"
+}

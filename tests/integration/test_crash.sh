@@ -77,5 +77,6 @@ dup_texts=$(cut -d' ' -f2 "$work/acked.ids" | sort | uniq -d | wc -l)
 echo "rounds: $rounds, acknowledged: $acked, ledger events: $n, torn tails cut: $(grep -c 'cut a torn last line' "$work/daemon.log" || true)"
 cv status >/dev/null && kill -INT "$(supervisor_pid)"
 wait_for 10 bash -c "! pgrep -u $SANDBOX_UID -f conclave-supervisor >/dev/null" || fail "daemon did not stop"
+no_sanitizer_reports "$work/daemon.log"
 rm -rf "$work"
 pass "$rounds SIGKILLs under load: every acknowledged event present exactly once, ledger intact"

@@ -240,4 +240,5 @@ pass "conclave daemon in the foreground stops cleanly on SIGINT"
 cv service uninstall || fail "service uninstall"
 [[ ! -e $unit_file ]] || fail "uninstall left the unit"
 pass "conclave service uninstall"
+no_sanitizer_reports
 echo "all service integration checks passed"
