@@ -32,6 +32,8 @@ static const struct cli_command commands[] = {
         { "ack", cmd_ack, "acknowledge a message that asks for attention" },
         { "inbox", cmd_inbox, "an actor's unread messages and open obligations" },
         { "tail", cmd_tail, "print recent events; -f follows new ones" },
+        { "backup", cmd_backup, "write a consistent archive of CONCLAVE_HOME" },
+        { "restore", cmd_restore, "restore CONCLAVE_HOME from a backup (daemon stopped)" },
 };
 
 static void help(void) {
