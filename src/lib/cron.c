@@ -94,6 +94,9 @@ static int parse_field(const char *s, const char *end, const struct field_desc *
                                 r = parse_value(&s, f, &hi);
                                 if (r < 0)
                                         goto bad_value;
+                                /* "fri-sun": a day-of-week range may end on Sunday as 0. */
+                                if (f->max == 7 && hi == 0 && lo > 0)
+                                        hi = 7;
                                 if (hi < lo) {
                                         *why = "a range must go from low to high";
                                         return -EINVAL;

@@ -1,12 +1,12 @@
 /* Cron expressions for scheduled messages: the standard five fields
  *   minute (0-59)  hour (0-23)  day-of-month (1-31)  month (1-12 or jan-dec)  day-of-week (0-7 or sun-sat)
  * with `*`, lists (`1,15`), ranges (`9-17`), steps (`9-17/2`; `5/10` is `5-59/10`; a star with
- * a step of 15 is every 15 minutes), names in any case, 7 as another Sunday, and the macros
- * @yearly @annually @monthly @weekly @daily @midnight @hourly. As in Vixie cron, when both day
- * fields are restricted (neither starts with `*`) a day matches if either does. Times are the
- * local time of the process (TZ). Debian packages no C cron library worth depending on (the
- * cron daemons do not export their parsers), so this small one is ours, unit tested in
- * tests/unit/test_cron.c. */
+ * a step of 15 is every 15 minutes), names in any case, 7 as another Sunday (so a day-of-week
+ * range may end on Sunday: `fri-sun`), and the macros @yearly @annually @monthly @weekly @daily
+ * @midnight @hourly. As in Vixie cron, when both day fields are restricted (neither starts with
+ * `*`) a day matches if either does. Times are the local time of the process (TZ). Debian
+ * packages no C cron library worth depending on (the cron daemons do not export their parsers),
+ * so this small one is ours, unit tested in tests/unit/test_cron.c. */
 #pragma once
 
 #include <stdbool.h>
