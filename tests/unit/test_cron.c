@@ -93,25 +93,36 @@ static void test_parse_names(void **state) {
         assert_int_equal(parse_ok("0 0 * * */2").weekdays, BITS(0, 2, 4, 6));
 }
 
+/* Field by field: the struct has padding. */
+static void assert_same(const struct cron_spec *a, const struct cron_spec *b) {
+        assert_true(a->minutes == b->minutes);
+        assert_int_equal(a->hours, b->hours);
+        assert_int_equal(a->days, b->days);
+        assert_int_equal(a->months, b->months);
+        assert_int_equal(a->weekdays, b->weekdays);
+        assert_int_equal(a->days_star, b->days_star);
+        assert_int_equal(a->weekdays_star, b->weekdays_star);
+}
+
 static void test_parse_macros(void **state) {
         struct cron_spec a, b;
 
         (void) state;
         a = parse_ok("@daily");
         b = parse_ok("0 0 * * *");
-        assert_memory_equal(&a, &b, sizeof a);
+        assert_same(&a, &b);
         a = parse_ok("@HOURLY");
         b = parse_ok("0 * * * *");
-        assert_memory_equal(&a, &b, sizeof a);
+        assert_same(&a, &b);
         a = parse_ok("@weekly");
         b = parse_ok("0 0 * * 0");
-        assert_memory_equal(&a, &b, sizeof a);
+        assert_same(&a, &b);
         a = parse_ok(" @annually ");
         b = parse_ok("0 0 1 1 *");
-        assert_memory_equal(&a, &b, sizeof a);
+        assert_same(&a, &b);
         a = parse_ok("@monthly");
         b = parse_ok("0 0 1 * *");
-        assert_memory_equal(&a, &b, sizeof a);
+        assert_same(&a, &b);
         a = parse_ok("@midnight");
         b = parse_ok("@yearly");
         assert_int_equal(a.days, 0xfffffffeu);
