@@ -249,6 +249,8 @@ static void automation_pass(struct automation *a) {
         struct supervisor *s = a->supervisor;
         uint64_t now = now_usec(CLOCK_REALTIME), next = UINT64_MAX;
 
+        if (s->state == SUPERVISOR_STOPPING)
+                return; /* what is due now is due at the next start, and happens then */
         a->in_pass = true;
         a->hint_usec = UINT64_MAX;
         for (size_t i = 0; i < s->n_groups; i++) {
