@@ -115,7 +115,8 @@ static void print_status(struct json_object *r) {
                 char t[CLI_TIME_MAX];
                 printf("\nAutomation: %" PRId64 " schedule(s); %" PRId64 " reminder(s) sent and %" PRId64
                        " scheduled run(s) since start; next wake-up %s\n", num(gw, "schedules"), num(gw, "reminders_sent"),
-                       num(gw, "scheduled_runs"), str(gw, "next_wakeup") ? cli_format_time(t, sizeof t, str(gw, "next_wakeup")) : "none");
+                       num(gw, "scheduled_runs"),
+                       str(gw, "next_wakeup") ? cli_format_time(t, sizeof t, str(gw, "next_wakeup")) : "none");
         }
 
         printf("\nChannels:\n");

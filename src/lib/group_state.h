@@ -1,6 +1,7 @@
 /* Derived state of a group, computed from its ledger events alone: members, read cursors, open
- * obligations (with the reminders sent for them) and scheduled messages. Applying the events one by one (incrementally, as they are appended) and
- * rebuilding from the whole ledger give identical state. Saved to groups/<id>/state/state.json
+ * obligations (with the reminders sent for them) and scheduled messages. Applying the events
+ * one by one (incrementally, as they are appended) and rebuilding from the whole ledger give
+ * identical state. Saved to groups/<id>/state/state.json
  * with the seq it reflects, so a restart only applies what came after.
  *
  * Rules (the ledger event kinds that matter here):
