@@ -34,6 +34,7 @@ static const struct cli_command commands[] = {
         { "tail", cmd_tail, "print recent events; -f follows new ones" },
         { "backup", cmd_backup, "write a consistent archive of CONCLAVE_HOME" },
         { "restore", cmd_restore, "restore CONCLAVE_HOME from a backup (daemon stopped)" },
+        { "schedule", cmd_schedule, "add|list|remove scheduled messages" },
 };
 
 static void help(void) {

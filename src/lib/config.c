@@ -73,7 +73,9 @@ static const struct key_desc automation_keys[] = {
         { "reply_reminder_after", V_DURATION, CFG(reply_reminder_after_usec), 0, 0 },
         { "attention_reminder_after", V_DURATION, CFG(attention_reminder_after_usec), 0, 0 },
         { "reminder_max", V_UINT, CFG(reminder_max), 0, 100 },
+        { "reminder_interval_max", V_DURATION, CFG(reminder_interval_max_usec), 0, 0 },
         { "throttle_min_interval", V_DURATION, CFG(throttle_min_interval_usec), 0, 0 },
+        { "throttle_burst", V_UINT, CFG(throttle_burst), 1, 1000 },
         {},
 };
 #undef CFG
@@ -941,6 +943,15 @@ static void validate(struct parser *p) {
                         diag(p, CONFIG_ERROR, pr->line, sec, "model",
                              "missing; name the model, e.g. model = \"gpt-4o-mini\"");
         }
+        if (key_line(p, "automation", "reminder_interval_max") &&
+            (c->reminder_interval_max_usec < c->reply_reminder_after_usec ||
+             c->reminder_interval_max_usec < c->attention_reminder_after_usec))
+                diag(p, CONFIG_WARNING, key_line(p, "automation", "reminder_interval_max"), "automation",
+                     "reminder_interval_max", "shorter than reply_reminder_after or attention_reminder_after; "
+                     "the first reminder still waits the full time, later ones come no further apart than that");
+        if (c->throttle_min_interval_usec > 0 && c->throttle_min_interval_usec < 10 * USEC_PER_MSEC)
+                diag(p, CONFIG_ERROR, key_line(p, "automation", "throttle_min_interval"), "automation",
+                     "throttle_min_interval", "below 10ms; use 0 to turn throttling off");
         for (size_t i = 0; i < c->n_channels; i++) {
                 struct config_channel *ch = &c->channels[i];
                 _cleanup_free_ char *sec = NULL;
@@ -975,7 +986,9 @@ static void config_set_defaults(struct config *c) {
         c->reply_reminder_after_usec = 3600 * USEC_PER_SEC;
         c->attention_reminder_after_usec = 600 * USEC_PER_SEC;
         c->reminder_max = 3;
+        c->reminder_interval_max_usec = 86400 * USEC_PER_SEC;
         c->throttle_min_interval_usec = 2 * USEC_PER_SEC;
+        c->throttle_burst = 5;
 }
 
 int config_parse_text(const char *path, const char *text, struct config **ret) {

@@ -91,7 +91,9 @@ struct config {
         uint64_t reply_reminder_after_usec;
         uint64_t attention_reminder_after_usec;
         unsigned reminder_max;
+        uint64_t reminder_interval_max_usec;
         uint64_t throttle_min_interval_usec;
+        unsigned throttle_burst;
 
         struct config_diagnostic *diagnostics;
         size_t n_diagnostics;

@@ -51,7 +51,8 @@ struct control_server {
         unsigned n_conns;
 };
 
-static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups, control_ops_backup };
+static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups, control_ops_backup,
+                                                      control_ops_automation };
 
 static void conn_unlink_request(struct control_conn *c, struct control_request *req) {
         for (struct control_request **p = &c->requests; *p; p = &(*p)->next)

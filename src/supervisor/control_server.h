@@ -25,6 +25,7 @@ struct control_op {
 extern const struct control_op control_ops_core[];
 extern const struct control_op control_ops_groups[];
 extern const struct control_op control_ops_backup[];
+extern const struct control_op control_ops_automation[];
 
 int control_server_new(struct supervisor *s, const char *path, struct control_server **ret);
 struct control_server *control_server_free(struct control_server *c);

@@ -114,7 +114,9 @@ static void test_defaults_when_text_null(void **state) {
         assert_true(c->reply_reminder_after_usec == 3600 * USEC_PER_SEC);
         assert_true(c->attention_reminder_after_usec == 600 * USEC_PER_SEC);
         assert_int_equal(c->reminder_max, 3);
+        assert_true(c->reminder_interval_max_usec == 86400 * USEC_PER_SEC);
         assert_true(c->throttle_min_interval_usec == 2 * USEC_PER_SEC);
+        assert_int_equal(c->throttle_burst, 5);
 }
 
 static void test_empty_text_is_defaults(void **state) {
@@ -172,7 +174,9 @@ static const char full_config[] =
         "reply_reminder_after = \"2h\"\n"                               /* 41 */
         "attention_reminder_after = \"30s\"\n"                          /* 42 */
         "reminder_max = 5\n"                                            /* 43 */
-        "throttle_min_interval = \"1500ms\"\n";                         /* 44 */
+        "throttle_min_interval = \"1500ms\"\n"                          /* 44 */
+        "reminder_interval_max = \"6h\"\n"                              /* 45 */
+        "throttle_burst = 1\n";                                         /* 46 */
 
 static void check_full_config(const struct config *c) {
         const struct config_provider *pr;
@@ -246,6 +250,8 @@ static void check_full_config(const struct config *c) {
         assert_true(c->attention_reminder_after_usec == 30 * USEC_PER_SEC);
         assert_int_equal(c->reminder_max, 5);
         assert_true(c->throttle_min_interval_usec == 1500 * USEC_PER_MSEC);
+        assert_true(c->reminder_interval_max_usec == 6 * 3600 * USEC_PER_SEC);
+        assert_int_equal(c->throttle_burst, 1);
 }
 
 static void test_every_section(void **state) {
@@ -568,6 +574,9 @@ static const struct bad_case bad_cases[] = {
         { "uint_below_min", "[runtime]\nrestart_burst = 0\n", 1, 1, ERR, 2, "runtime", "restart_burst", "out of range (expected 1 to 64)" },
         { "uint_above_max", "[runtime]\nrestart_burst = 65\n", 1, 1, ERR, 2, "runtime", "restart_burst", "out of range (expected 1 to 64)" },
         { "reminder_max_above_max", "[automation]\nreminder_max = 101\n", 1, 1, ERR, 2, "automation", "reminder_max", "out of range (expected 0 to 100)" },
+        { "throttle_burst_zero", "[automation]\nthrottle_burst = 0\n", 1, 1, ERR, 2, "automation", "throttle_burst", "out of range (expected 1 to 1000)" },
+        { "throttle_interval_tiny", "[automation]\n# off is 0\nthrottle_min_interval = \"1ms\"\n", 1, 1, ERR, 3, "automation", "throttle_min_interval", "below 10ms; use 0 to turn throttling off" },
+        { "reminder_interval_max_short", "[automation]\nreply_reminder_after = \"2h\"\n\nreminder_interval_max = \"1h\"\n", 1, 0, WARN, 4, "automation", "reminder_interval_max", "shorter than reply_reminder_after" },
         { "rate_limit_above_max", "[gateway]\nrate_limit = 1_000_001\n", 1, 1, ERR, 2, "gateway", "rate_limit", "out of range" },
         { "max_tokens_zero", PROV_OK "max_tokens = 0\n", 1, 1, ERR, 4, "providers.p", "max_tokens", "out of range (expected 1 to 10000000)" },
         { "uint_overflow", "[runtime]\nrestart_burst = 99999999999999999999999\n", 1, 1, ERR, 2, "runtime", "restart_burst", "expected a whole number" },
