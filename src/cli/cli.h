@@ -30,6 +30,7 @@ int cmd_reply(int argc, char **argv);
 int cmd_ack(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
 
 /* Path of a Conclave program (conclave-supervisor, …): $CONCLAVE_LIBEXECDIR, next to this
  * binary (build tree), ../libexec/conclave relative to it, then the configured libexecdir. */
