@@ -505,20 +505,6 @@ unsigned mcp_tools_count(void) {
         return ELEMENTSOF(tools);
 }
 
-int mcp_tools_schemas(unsigned i, const char **ret_name, struct json_object **ret_input, struct json_object **ret_output) {
-        if (i >= ELEMENTSOF(tools))
-                return -ENOENT;
-        *ret_name = tools[i].name;
-        *ret_input = parse(tools[i].input_schema);
-        *ret_output = tools[i].output_schema ? parse(tools[i].output_schema) : NULL;
-        if (!*ret_input || (tools[i].output_schema && !*ret_output)) {
-                json_object_put(*ret_input);
-                json_object_put(*ret_output);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static bool at_least(const char *revision, const char *since) {
         return strcmp(revision, since) >= 0; /* YYYY-MM-DD strings sort by date */
 }

@@ -34,7 +34,5 @@ int mcp_tools_list(const char *revision, struct json_object **ret);
 int mcp_tools_call(const char *name, struct json_object *arguments, const struct mcp_identity *id,
                    const struct mcp_backend *backend, const char *revision, struct json_object **ret);
 
-/* For tests: the number of tools and the name and schemas (parsed, new references; output
- * may be NULL) of the i-th. */
+/* The number of tools. */
 unsigned mcp_tools_count(void);
-int mcp_tools_schemas(unsigned i, const char **ret_name, struct json_object **ret_input, struct json_object **ret_output);
