@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "mcp_server.h"
@@ -308,20 +309,6 @@ int mcp_server_handle_line(struct mcp_server *s, const char *line, size_t len, s
 }
 
 /* --- the stdio loop ---------------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
 
 static int send_reply(int fd, struct json_object *reply) {
         _cleanup_free_ char *line = NULL;

@@ -30,7 +30,7 @@ struct tool {
         const char *title;
         const char *description;
         const char *input_schema;
-        const char *output_schema;
+        const char *output_schema; /* NULL: the result is not structured */
         bool read_only, idempotent;
         /* 0 with *ret the structured result, or -errno with call->error saying why. */
         int (*run)(struct tool_call *call, struct json_object **ret);
@@ -586,8 +586,8 @@ int mcp_tools_call(const char *name, struct json_object *arguments, const struct
         if (!call.args && !(call.args = empty = json_object_new_object()))
                 return -ENOMEM;
         input = parse(t->input_schema);
-        output_schema = parse(t->output_schema);
-        if (!input || !output_schema)
+        output_schema = t->output_schema ? parse(t->output_schema) : NULL;
+        if (!input || (t->output_schema && !output_schema))
                 return -ENOMEM;
         r = mcp_schema_validate(input, call.args, err, sizeof err);
         if (r == -ENOMEM)
@@ -602,7 +602,7 @@ int mcp_tools_call(const char *name, struct json_object *arguments, const struct
                 return error_result(t->name, call.error, ret);
         /* What the outputSchema promises is checked, not assumed: a daemon of another version
          * could answer differently, and the client rejects a result that does not match. */
-        r = mcp_schema_validate(output_schema, output, err, sizeof err);
+        r = output_schema ? mcp_schema_validate(output_schema, output, err, sizeof err) : 0;
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
@@ -611,5 +611,5 @@ int mcp_tools_call(const char *name, struct json_object *arguments, const struct
                                     ret);
         }
         return result_new(json_object_to_json_string_ext(output, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-                          at_least(revision, MCP_REVISION_STRUCTURED) ? output : NULL, false, ret);
+                          output_schema && at_least(revision, MCP_REVISION_STRUCTURED) ? output : NULL, false, ret);
 }
