@@ -35,6 +35,7 @@ static const struct cli_command commands[] = {
         { "backup", cmd_backup, "write a consistent archive of CONCLAVE_HOME" },
         { "restore", cmd_restore, "restore CONCLAVE_HOME from a backup (daemon stopped)" },
         { "schedule", cmd_schedule, "add|list|remove scheduled messages" },
+        { "mcp", cmd_mcp, "serve MCP on stdin/stdout for an agent acting as an actor" },
 };
 
 static void help(void) {
