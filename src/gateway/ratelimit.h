@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* Table size the gateway uses; a table of this size takes about 500 KiB. */
+/* Table size the gateway uses; a table of this size takes about 430 KiB. */
 #define RATELIMIT_CAPACITY_DEFAULT 4096u
 /* Keys are compared on their first RATELIMIT_KEY_MAX bytes (an IPv6 address with a zone id
  * fits); longer keys share the bucket of that prefix. */
