@@ -75,6 +75,7 @@ struct config {
         char *gateway_token;
         char *gateway_token_file;
         bool gateway_allow_public_bind;
+        bool gateway_open; /* loopback bind and no token configured: no auth (else a generated token) */
         uint64_t gateway_max_body;
         unsigned gateway_rate_limit; /* requests per minute per client, 0 = off */
         bool gateway_web_ui;
@@ -123,6 +124,8 @@ char *config_diagnostic_format(const struct config *c, const struct config_diagn
 /* Logs every diagnostic (errors at LOG_ERR, warnings at LOG_WARNING). */
 void config_log_diagnostics(const struct config *c);
 
+/* A token is configured: [gateway] token or token_file, $CONCLAVE_WEB_TOKEN, or the systemd
+ * credential $CREDENTIALS_DIRECTORY/gateway-token. */
 bool config_gateway_has_auth(const struct config *c);
 bool address_is_loopback(const char *bind);
 

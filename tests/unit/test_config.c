@@ -78,8 +78,9 @@ static const struct config_setting *channel_setting(const struct config_channel 
 
 static int unset_web_token(void **state) {
         (void) state;
-        /* config_gateway_has_auth() honours it; tests must not inherit it. */
+        /* config_gateway_has_auth() honours them; tests must not inherit them. */
         unsetenv("CONCLAVE_WEB_TOKEN");
+        unsetenv("CREDENTIALS_DIRECTORY");
         return 0;
 }
 
@@ -105,6 +106,7 @@ static void test_defaults_when_text_null(void **state) {
         assert_null(c->gateway_token);
         assert_null(c->gateway_token_file);
         assert_false(c->gateway_allow_public_bind);
+        assert_false(c->gateway_open);
         assert_true(c->gateway_max_body == 1024 * 1024);
         assert_int_equal(c->gateway_rate_limit, 600);
         assert_true(c->gateway_web_ui);
@@ -740,6 +742,50 @@ static void test_public_bind_disabled_gateway(void **state) {
         assert_false(config_gateway_has_auth(d));
 }
 
+static void test_gateway_open(void **state) {
+        _cleanup_(config_freep) struct config *c = parse("[gateway]\nopen = true\n");
+        _cleanup_(config_freep) struct config *d =
+                parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\ntoken_file = \"t\"\nopen = true\n");
+        _cleanup_(config_freep) struct config *e = parse("[gateway]\nopen = true\ntoken_file = \"t\"\n");
+        _cleanup_(config_freep) struct config *f = parse("[gateway]\nenabled = false\nbind = \"::\"\nopen = true\n");
+
+        (void) state;
+        assert_true(c->gateway_open);
+        assert_counts(c, 0, 0);
+        /* Open is for loopback only, whatever else is configured. */
+        assert_counts(d, 1, 1);
+        assert_diagnostic(d, CONFIG_ERROR, 5, "gateway", "open", "bind \"0.0.0.0\" is not a loopback address");
+        /* With a token, open does nothing; say so. */
+        assert_counts(e, 1, 0);
+        assert_diagnostic(e, CONFIG_WARNING, 2, "gateway", "open", "has no effect: a token is configured");
+        /* A disabled gateway's bind is not checked. */
+        assert_counts(f, 0, 0);
+}
+
+static void test_credential_counts_as_token(void **state) {
+        char dir[] = "/tmp/test_config_creds.XXXXXX";
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_(config_freep) struct config *d = NULL;
+        int fd;
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&path, "%s/gateway-token", dir) > 0);
+        assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+        c = parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\n");
+        assert_counts(c, 1, 1);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0400);
+        assert_true(fd >= 0);
+        close(fd);
+        d = parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\n");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unlink(path);
+        rmdir(dir);
+        assert_counts(d, 0, 0);
+        assert_true(config_gateway_has_auth(d) == false); /* the variable is gone now */
+}
+
 /* --- config_load ------------------------------------------------------------------------- */
 
 struct tmpdir {
@@ -1024,6 +1070,8 @@ int main(void) {
                 cmocka_unit_test(test_public_bind_permission_without_token),
                 cmocka_unit_test(test_public_bind_allowed),
                 cmocka_unit_test(test_public_bind_disabled_gateway),
+                cmocka_unit_test(test_gateway_open),
+                cmocka_unit_test(test_credential_counts_as_token),
                 cmocka_unit_test_setup_teardown(test_load_good_file, tmpdir_setup, tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_load_nul_byte, tmpdir_setup, tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_load_too_big, tmpdir_setup, tmpdir_teardown),
