@@ -88,15 +88,19 @@ void cli_print_actors(struct json_object *actors) {
         int id_width = (int) column_width(actors, "id", 2);
         int exit_width = (int) column_width(actors, "last_exit", 9);
 
-        printf("%-*s  %-7s  %-10s  %-7s  %-8s  %-*s  %s\n", id_width, "ID", "KIND", "RUNTIME", "PID", "RESTARTS",
-               exit_width, "LAST-EXIT", "CURSOR");
+        printf("%-*s  %-7s  %-10s  %-7s  %-8s  %-*s  %-8s  %s\n", id_width, "ID", "KIND", "RUNTIME", "PID", "RESTARTS",
+               exit_width, "LAST-EXIT", "CURSOR", "DELIVERY");
         for (size_t i = 0; i < json_object_array_length(actors); i++) {
                 struct json_object *a = json_object_array_get_idx(actors, i);
 
-                printf("%-*s  %-7s  %-10s  %-7s  %-8" PRId64 "  %-*s  #%" PRId64 "\n", id_width,
+                char cursor[32], t[CLI_TIME_MAX];
+
+                snprintf(cursor, sizeof cursor, "#%" PRId64, cli_int(a, "cursor"));
+                printf("%-*s  %-7s  %-10s  %-7s  %-8" PRId64 "  %-*s  %-8s  %s%s\n", id_width,
                        cli_str(a, "id") ?: "?", cli_str(a, "kind") ?: "?", cli_str(a, "runtime") ?: "?",
                        cli_str(a, "pid") ?: "-", cli_int(a, "restarts"), exit_width, cli_str(a, "last_exit") ?: "-",
-                       cli_int(a, "cursor"));
+                       cursor, cli_bool(a, "throttled") ? "throttled until " : cli_str(a, "throttled") ? "ready" : "-",
+                       cli_bool(a, "throttled") ? cli_format_time(t, sizeof t, cli_str(a, "next_delivery")) : "");
         }
 }
 
@@ -134,6 +138,11 @@ static void print_actor(struct json_object *a) {
                 if (cli_str(a, "last_exit"))
                         printf("  last exit: %s at %s\n", cli_str(a, "last_exit"),
                                cli_format_time(t, sizeof t, cli_str(a, "last_exit_time")));
+                printf("  delivery:  %" PRId64 " write(s), %" PRId64 " batch(es)", cli_int(a, "deliveries"),
+                       cli_int(a, "batches"));
+                if (cli_bool(a, "throttled"))
+                        printf("; throttled, next delivery at %s", cli_format_time(t, sizeof t, cli_str(a, "next_delivery")));
+                putchar('\n');
         }
         printf("  cursor:    read up to #%" PRId64 "\n", cli_int(a, "cursor"));
         if (cli_str(a, "unread"))

@@ -30,6 +30,10 @@ int cmd_reply(int argc, char **argv);
 int cmd_ack(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
 
 /* Path of a Conclave program (conclave-supervisor, …): $CONCLAVE_LIBEXECDIR, next to this
  * binary (build tree), ../libexec/conclave relative to it, then the configured libexecdir. */
@@ -56,6 +60,11 @@ int cli_run(char *const argv[]);
 
 /* A decimal number from min to max (an option's argument); -EINVAL otherwise. */
 int cli_parse_range(const char *arg, long min, long max, long *ret);
+
+/* messages.c, shared with schedule.c: ["a","b"] from "a,b" (NULL after a message naming prog
+ * for an empty name, or with *ret_oom set); the words joined by spaces. */
+struct json_object *cli_recipients_new(const char *prog, const char *list, bool *ret_oom);
+char *cli_text_from_words(char **words, int n);
 
 /* True when the first argument asks for help. */
 bool cli_wants_help(int argc, char **argv);

@@ -110,6 +110,14 @@ static void print_recipients(struct json_object *data) {
 }
 
 static void print_markers(struct json_object *data) {
+        if (cli_str(data, "schedule_id")) {
+                fputs(" [scheduled", stdout);
+                if (cli_int(data, "missed") > 0)
+                        printf(", %" PRId64 "%s missed", cli_int(data, "missed"), cli_bool(data, "missed_capped") ? "+" : "");
+                putchar(']');
+        }
+        if (streq(cli_str(data, "reason"), "reminder"))
+                printf(" [reminder %" PRId64 "/%" PRId64 "]", cli_int(data, "reminder"), cli_int(data, "reminder_max"));
         if (cli_bool(data, "reply_required"))
                 fputs(" [reply required]", stdout);
         if (streq(cli_str(data, "priority"), "attention"))
@@ -146,7 +154,7 @@ void cli_print_event(struct json_object *event) {
         putchar(' ');
         cli_print_text(cli_str(event, "by") ?: "-", NULL);
 
-        if (streq(kind, "chat.message")) {
+        if (streq(kind, "chat.message") || (streq(kind, "system.notify") && cli_str(data, "text"))) {
                 fputs(": ", stdout);
                 cli_print_text(cli_str(data, "text") ?: "", NULL);
                 fputs(" → ", stdout);

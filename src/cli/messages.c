@@ -52,8 +52,7 @@ static const char *const message_help[] = {
                 "      --json            print the raw result\n",
 };
 
-/* ["a","b"] from "a,b"; NULL (after a message) for an empty name. */
-static struct json_object *recipients_new(const char *prog, const char *list, bool *ret_oom) {
+struct json_object *cli_recipients_new(const char *prog, const char *list, bool *ret_oom) {
         _cleanup_json_ struct json_object *a = json_object_new_array();
         const char *p = list;
 
@@ -113,7 +112,7 @@ static char *text_from_stdin(const char *prog) {
         return text;
 }
 
-static char *text_from_words(char **words, int n) {
+char *cli_text_from_words(char **words, int n) {
         size_t size = 1;
         char *text, *p;
 
@@ -214,7 +213,7 @@ static int run_message(enum message_op mop, int argc, char **argv) {
                         text = text_from_stdin(argv[0]);
                         if (!text)
                                 return EXIT_FAILURE;
-                } else if (!(text = text_from_words(argv + optind, argc - optind)))
+                } else if (!(text = cli_text_from_words(argv + optind, argc - optind)))
                         return cli_oom();
                 if (!*text) {
                         fprintf(stderr, "%s: the message text is empty\n", argv[0]);
@@ -222,7 +221,7 @@ static int run_message(enum message_op mop, int argc, char **argv) {
                 }
         }
         if (to_arg) {
-                to = recipients_new(argv[0], to_arg, &oom);
+                to = cli_recipients_new(argv[0], to_arg, &oom);
                 if (!to)
                         return oom ? cli_oom() : EXIT_USAGE;
         }
@@ -287,6 +286,11 @@ static void print_inbox(int fd, const char *group, const char *actor, struct jso
                 print_more_unread(fd, group, actor, inbox);
         if (cli_str(inbox, "marked_read_up_to"))
                 printf("Marked read up to #%" PRId64 ".\n", cli_int(inbox, "marked_read_up_to"));
+        if (cli_bool(inbox, "throttled")) {
+                char t[CLI_TIME_MAX];
+                printf("Delivery to %s is throttled; the messages waiting go in one batch at %s.\n", actor,
+                       cli_format_time(t, sizeof t, cli_str(inbox, "next_delivery")));
+        }
         if (cli_array(inbox, "obligations") && json_object_array_length(cli_array(inbox, "obligations")) > 0) {
                 putchar('\n');
                 cli_print_obligations(cli_array(inbox, "obligations"));
@@ -334,7 +338,8 @@ int cmd_inbox(int argc, char **argv) {
                         break;
                 case 'h':
                         printf("Usage: conclave inbox -g GROUP --actor-id ACTOR [--limit N] [--mark-read] [--json]\n\n"
-                               "Shows ACTOR's unread messages, oldest first, then the replies and acks it owes.\n\n"
+                               "Shows ACTOR's unread messages and notifications (reminders), oldest first, whether\n"
+                               "delivery to it (a command actor) is throttled, then the replies and acks it owes.\n\n"
                                "  -g, --group GROUP       the group\n"
                                "      --actor-id ACTOR    whose inbox\n"
                                "      --limit N           at most N messages, 1-1000 (default 100)\n"

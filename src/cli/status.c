@@ -86,7 +86,8 @@ static void print_status(struct json_object *r) {
                 if (json_object_array_length(list) == 0)
                         printf("  none (create one with `conclave group create ID`)\n");
                 for (size_t i = 0; i < json_object_array_length(list); i++) {
-                        struct json_object *g = json_object_array_get_idx(list, i), *actors;
+                        struct json_object *g = json_object_array_get_idx(list, i), *actors, *v;
+                        char t[CLI_TIME_MAX];
                         printf("  %-12s %-8s %" PRId64 "/%" PRId64 " actors running, %" PRId64 " events%s%s\n",
                                str(g, "id") ?: "?", str(g, "state") ?: "?", num(g, "running_actors"),
                                num(g, "actor_count"), num(g, "last_seq"), str(g, "error") ? ": " : "",
@@ -100,11 +101,22 @@ static void print_status(struct json_object *r) {
                                         snprintf(pid, sizeof pid, " pid %s", str(a, "pid"));
                                 if (!streq(str(a, "kind"), "command"))
                                         continue;
-                                printf("    %-12s %-10s%s restarts %" PRId64 "%s%s\n", str(a, "id") ?: "?",
+                                printf("    %-12s %-10s%s restarts %" PRId64 "%s%s", str(a, "id") ?: "?",
                                        str(a, "runtime") ?: "?", pid, num(a, "restarts"),
                                        str(a, "last_exit") ? ", last exit: " : "", str(a, "last_exit") ?: "");
+                                if (json_object_object_get_ex(a, "throttled", &v) && json_object_get_boolean(v))
+                                        printf(", throttled until %s", cli_format_time(t, sizeof t, str(a, "next_delivery")));
+                                putchar('\n');
                         }
                 }
+        }
+
+        if (json_object_object_get_ex(r, "automation", &gw)) {
+                char t[CLI_TIME_MAX];
+                printf("\nAutomation: %" PRId64 " schedule(s); %" PRId64 " reminder(s) sent and %" PRId64
+                       " scheduled run(s) since start; next wake-up %s\n", num(gw, "schedules"), num(gw, "reminders_sent"),
+                       num(gw, "scheduled_runs"),
+                       str(gw, "next_wakeup") ? cli_format_time(t, sizeof t, str(gw, "next_wakeup")) : "none");
         }
 
         printf("\nChannels:\n");

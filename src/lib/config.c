@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "config.h"
@@ -60,6 +61,7 @@ static const struct key_desc gateway_keys[] = {
         { "token", V_STRING, CFG(gateway_token), 0, 0 },
         { "token_file", V_STRING, CFG(gateway_token_file), 0, 0 },
         { "allow_public_bind", V_BOOL, CFG(gateway_allow_public_bind), 0, 0 },
+        { "open", V_BOOL, CFG(gateway_open), 0, 0 },
         { "max_body", V_SIZE, CFG(gateway_max_body), 0, 0 },
         { "rate_limit", V_UINT, CFG(gateway_rate_limit), 0, 1000000 },
         { "web_ui", V_BOOL, CFG(gateway_web_ui), 0, 0 },
@@ -73,7 +75,9 @@ static const struct key_desc automation_keys[] = {
         { "reply_reminder_after", V_DURATION, CFG(reply_reminder_after_usec), 0, 0 },
         { "attention_reminder_after", V_DURATION, CFG(attention_reminder_after_usec), 0, 0 },
         { "reminder_max", V_UINT, CFG(reminder_max), 0, 100 },
+        { "reminder_interval_max", V_DURATION, CFG(reminder_interval_max_usec), 0, 0 },
         { "throttle_min_interval", V_DURATION, CFG(throttle_min_interval_usec), 0, 0 },
+        { "throttle_burst", V_UINT, CFG(throttle_burst), 1, 1000 },
         {},
 };
 #undef CFG
@@ -915,6 +919,13 @@ static void validate(struct parser *p) {
                              "\"%s\" is not a loopback address; set allow_public_bind = true to "
                              "listen beyond this machine", c->gateway_bind);
         }
+        if (c->gateway_open && c->gateway_enabled && !address_is_loopback(c->gateway_bind))
+                diag(p, CONFIG_ERROR, key_line(p, "gateway", "open"), "gateway", "open",
+                     "true, but bind \"%s\" is not a loopback address; an open gateway (no "
+                     "token) may only listen on 127.0.0.1 or ::1", c->gateway_bind);
+        else if (c->gateway_open && config_gateway_has_auth(c))
+                diag(p, CONFIG_WARNING, key_line(p, "gateway", "open"), "gateway", "open",
+                     "true has no effect: a token is configured and is required");
         if (c->gateway_token)
                 diag(p, CONFIG_WARNING, key_line(p, "gateway", "token"), "gateway", "token",
                      "token written in config.toml; prefer token_file or a systemd credential");
@@ -941,6 +952,15 @@ static void validate(struct parser *p) {
                         diag(p, CONFIG_ERROR, pr->line, sec, "model",
                              "missing; name the model, e.g. model = \"gpt-4o-mini\"");
         }
+        if (key_line(p, "automation", "reminder_interval_max") &&
+            (c->reminder_interval_max_usec < c->reply_reminder_after_usec ||
+             c->reminder_interval_max_usec < c->attention_reminder_after_usec))
+                diag(p, CONFIG_WARNING, key_line(p, "automation", "reminder_interval_max"), "automation",
+                     "reminder_interval_max", "shorter than reply_reminder_after or attention_reminder_after; "
+                     "the first reminder still waits the full time, later ones come no further apart than that");
+        if (c->throttle_min_interval_usec > 0 && c->throttle_min_interval_usec < 10 * USEC_PER_MSEC)
+                diag(p, CONFIG_ERROR, key_line(p, "automation", "throttle_min_interval"), "automation",
+                     "throttle_min_interval", "below 10ms; use 0 to turn throttling off");
         for (size_t i = 0; i < c->n_channels; i++) {
                 struct config_channel *ch = &c->channels[i];
                 _cleanup_free_ char *sec = NULL;
@@ -975,7 +995,9 @@ static void config_set_defaults(struct config *c) {
         c->reply_reminder_after_usec = 3600 * USEC_PER_SEC;
         c->attention_reminder_after_usec = 600 * USEC_PER_SEC;
         c->reminder_max = 3;
+        c->reminder_interval_max_usec = 86400 * USEC_PER_SEC;
         c->throttle_min_interval_usec = 2 * USEC_PER_SEC;
+        c->throttle_burst = 5;
 }
 
 int config_parse_text(const char *path, const char *text, struct config **ret) {
@@ -1112,7 +1134,16 @@ void config_log_diagnostics(const struct config *c) {
 
 bool config_gateway_has_auth(const struct config *c) {
         const char *e = getenv("CONCLAVE_WEB_TOKEN");
-        return c->gateway_token || c->gateway_token_file || (e && *e);
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+        if (c->gateway_token || c->gateway_token_file || (e && *e))
+                return true;
+        if (creds && *creds) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/gateway-token", creds) >= 0 && access(path, F_OK) == 0)
+                        return true;
+        }
+        return false;
 }
 
 bool address_is_loopback(const char *bind) {

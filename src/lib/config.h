@@ -75,6 +75,7 @@ struct config {
         char *gateway_token;
         char *gateway_token_file;
         bool gateway_allow_public_bind;
+        bool gateway_open; /* loopback bind and no token configured: no auth (else a generated token) */
         uint64_t gateway_max_body;
         unsigned gateway_rate_limit; /* requests per minute per client, 0 = off */
         bool gateway_web_ui;
@@ -91,7 +92,9 @@ struct config {
         uint64_t reply_reminder_after_usec;
         uint64_t attention_reminder_after_usec;
         unsigned reminder_max;
+        uint64_t reminder_interval_max_usec;
         uint64_t throttle_min_interval_usec;
+        unsigned throttle_burst;
 
         struct config_diagnostic *diagnostics;
         size_t n_diagnostics;
@@ -121,6 +124,8 @@ char *config_diagnostic_format(const struct config *c, const struct config_diagn
 /* Logs every diagnostic (errors at LOG_ERR, warnings at LOG_WARNING). */
 void config_log_diagnostics(const struct config *c);
 
+/* A token is configured: [gateway] token or token_file, $CONCLAVE_WEB_TOKEN, or the systemd
+ * credential $CREDENTIALS_DIRECTORY/gateway-token. */
 bool config_gateway_has_auth(const struct config *c);
 bool address_is_loopback(const char *bind);
 

@@ -44,7 +44,7 @@ int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_len)
         return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int write_all(int fd, const void *data, size_t len) {
         const char *p = data;
         while (len > 0) {
                 ssize_t n = write(fd, p, len);

@@ -65,6 +65,8 @@ struct group_state {
         struct obligation_node *first, *last;
         size_t n_obligations;
         struct table obligation_table;
+        struct schedule_entry *schedules; /* in the order added */
+        size_t n_schedules;
 };
 
 /* FNV-1a with a final avalanche, since the table uses the low bits. Ids come from the
@@ -472,6 +474,7 @@ void group_state_free(struct group_state *gs) {
         free(gs->member_ids);
         free(gs->member_table.slots);
         free(gs->obligation_table.slots);
+        free(gs->schedules);
         free(gs);
 }
 
@@ -635,6 +638,130 @@ static void apply_read(struct group_state *gs, struct json_object *event, uint64
                 m->cursor = up_to;
 }
 
+static int obligation_kind_from_string(const char *s, enum obligation_kind *ret);
+
+/* A reminder for an obligation that is still open: it counts as sent. Reminder numbers only
+ * grow, so a reminder seen twice (it cannot be, but the ledger is outside input) counts once. */
+static void apply_reminder(struct group_state *gs, struct json_object *event) {
+        struct json_object *data = json_get(event, "data"), *ob = json_get(data, "obligation");
+        struct obligation_node *n;
+        enum obligation_kind kind;
+        uint64_t number;
+
+        if (!json_is_string_equal(json_get(data, "reason"), "reminder") ||
+            !json_object_is_type(json_get(ob, "kind"), json_type_string) ||
+            obligation_kind_from_string(json_object_get_string(json_get(ob, "kind")), &kind) < 0 ||
+            !json_get_count(json_get(data, "reminder"), &number) || number == 0 || number > UINT_MAX)
+                return;
+        n = obligation_find(gs, json_get_actor_id(json_get(ob, "actor")), json_get_event_id(json_get(ob, "event_id")), kind);
+        if (!n || number <= n->obligation.reminders)
+                return;
+        n->obligation.reminders = (unsigned) number;
+        n->obligation.reminded_ms = parse_timestamp_ms(json_object_get_string(json_get(event, "ts")));
+}
+
+static struct schedule_entry *schedule_find(const struct group_state *gs, const char *id) {
+        for (size_t i = 0; id && i < gs->n_schedules; i++)
+                if (streq(gs->schedules[i].id, id))
+                        return &gs->schedules[i];
+        return NULL;
+}
+
+static void schedule_drop(struct group_state *gs, struct schedule_entry *e) {
+        size_t i;
+
+        if (!e)
+                return;
+        i = (size_t) (e - gs->schedules);
+        memmove(gs->schedules + i, gs->schedules + i + 1, (gs->n_schedules - i - 1) * sizeof *gs->schedules);
+        if (--gs->n_schedules == 0) {
+                free(gs->schedules);
+                gs->schedules = NULL;
+        }
+}
+
+static int schedule_kind_from_string(const char *s, enum schedule_kind *ret) {
+        if (streq(s, "every"))
+                *ret = SCHEDULE_EVERY;
+        else if (streq(s, "at"))
+                *ret = SCHEDULE_AT;
+        else if (streq(s, "cron"))
+                *ret = SCHEDULE_CRON;
+        else
+                return -EBADMSG;
+        return 0;
+}
+
+static const char *schedule_kind_to_string(enum schedule_kind kind) {
+        return kind == SCHEDULE_EVERY ? "every" : kind == SCHEDULE_AT ? "at" : "cron";
+}
+
+/* Fills the timing fields of e from a schedule.added's data or a snapshot entry; false when
+ * they are missing or inconsistent with the kind. */
+static bool schedule_timing_from_json(struct schedule_entry *e, struct json_object *o, bool snapshot) {
+        struct json_object *kind = json_get(o, "kind");
+
+        if (!json_object_is_type(kind, json_type_string) ||
+            schedule_kind_from_string(json_object_get_string(kind), &e->kind) < 0)
+                return false;
+        if (e->kind == SCHEDULE_EVERY)
+                return json_get_count(json_get(o, "every_usec"), &e->every_usec) && e->every_usec > 0;
+        if (e->kind == SCHEDULE_AT) {
+                if (snapshot)
+                        return json_get_count(json_get(o, "at_ms"), &e->at_ms) && e->at_ms > 0;
+                e->at_ms = json_object_is_type(json_get(o, "at"), json_type_string)
+                                   ? parse_timestamp_ms(json_object_get_string(json_get(o, "at")))
+                                   : 0;
+                return e->at_ms > 0;
+        }
+        {
+                const char *cron = json_get_id(json_get(o, "cron"), CRON_EXPR_MAX);
+
+                if (!cron)
+                        return false;
+                memcpy(e->cron, cron, strlen(cron) + 1);
+                return true;
+        }
+}
+
+static int schedule_append(struct group_state *gs, const struct schedule_entry *e) {
+        struct schedule_entry *n = reallocarray(gs->schedules, gs->n_schedules + 1, sizeof *n);
+
+        if (!n)
+                return -ENOMEM;
+        gs->schedules = n;
+        gs->schedules[gs->n_schedules++] = *e;
+        return 0;
+}
+
+static int apply_schedule_added(struct group_state *gs, struct json_object *event, uint64_t seq) {
+        const char *id = json_get_event_id(json_get(event, "id"));
+        struct schedule_entry e = { .seq = seq };
+
+        if (!id || schedule_find(gs, id) || !schedule_timing_from_json(&e, json_get(event, "data"), false))
+                return 0; /* bad data is ignored, like everywhere in "data" */
+        memcpy(e.id, id, strlen(id) + 1);
+        e.created_ms = parse_timestamp_ms(json_object_get_string(json_get(event, "ts")));
+        return schedule_append(gs, &e);
+}
+
+static void apply_schedule_run(struct group_state *gs, struct json_object *event) {
+        struct json_object *data = json_get(event, "data"), *due = json_get(data, "due");
+        struct schedule_entry *e = schedule_find(gs, json_get_event_id(json_get(data, "schedule_id")));
+        uint64_t due_ms;
+
+        if (!e)
+                return;
+        due_ms = json_object_is_type(due, json_type_string) ? parse_timestamp_ms(json_object_get_string(due)) : 0;
+        if (due_ms == 0)
+                due_ms = parse_timestamp_ms(json_object_get_string(json_get(event, "ts")));
+        if (due_ms > e->last_due_ms)
+                e->last_due_ms = due_ms;
+        e->runs++;
+        if (e->kind == SCHEDULE_AT)
+                schedule_drop(gs, e);
+}
+
 /* Events are validated before anything changes: a bad envelope (no seq, no kind, a chat event
  * without a valid "by", a chat.message without a valid "id") is -EINVAL. Bad fields inside
  * "data" are ignored instead: the ledger is append-only, and refusing an event would stop the
@@ -668,12 +795,20 @@ int group_state_apply(struct group_state *gs, struct json_object *event) {
 
                 if (m)
                         member_remove(gs, m);
-        } else if (streq(kind, "chat.message"))
+        } else if (streq(kind, "chat.message")) {
                 r = apply_message(gs, event, seq, by);
-        else if (streq(kind, "chat.ack"))
+                if (r >= 0)
+                        apply_schedule_run(gs, event);
+        } else if (streq(kind, "chat.ack"))
                 apply_ack(gs, event, by);
         else if (streq(kind, "chat.read"))
                 apply_read(gs, event, seq, by);
+        else if (streq(kind, "system.notify"))
+                apply_reminder(gs, event);
+        else if (streq(kind, "schedule.added"))
+                r = apply_schedule_added(gs, event, seq);
+        else if (streq(kind, "schedule.removed"))
+                schedule_drop(gs, schedule_find(gs, json_get_event_id(json_get(json_get(event, "data"), "schedule_id"))));
         if (r < 0)
                 return r;
 
@@ -753,6 +888,25 @@ bool group_state_owes(const struct group_state *gs, const char *actor_id, const 
         return gs && obligation_find(gs, actor_id, event_id, kind);
 }
 
+int group_state_schedules(const struct group_state *gs, struct schedule_entry **ret) {
+        if (!gs || !ret)
+                return -EINVAL;
+        *ret = NULL;
+        if (gs->n_schedules == 0)
+                return 0;
+        if (gs->n_schedules > INT_MAX)
+                return -EOVERFLOW;
+        *ret = calloc(gs->n_schedules, sizeof **ret);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, gs->schedules, gs->n_schedules * sizeof **ret);
+        return (int) gs->n_schedules;
+}
+
+const struct schedule_entry *group_state_schedule(const struct group_state *gs, const char *id) {
+        return gs ? schedule_find(gs, id) : NULL;
+}
+
 /* The rule of message_recipients() against the members as they are now: a non-member is
  * addressed by nothing, whether listed by name or not. */
 bool group_state_addressed_to(const struct group_state *gs, struct json_object *event, const char *actor_id) {
@@ -761,7 +915,8 @@ bool group_state_addressed_to(const struct group_state *gs, struct json_object *
 
         if (!gs || !json_object_is_type(event, json_type_object) || !member_find(gs, actor_id))
                 return false;
-        if (!json_is_string_equal(json_get(event, "kind"), "chat.message"))
+        if (!json_is_string_equal(json_get(event, "kind"), "chat.message") &&
+            !json_is_string_equal(json_get(event, "kind"), "system.notify"))
                 return false;
         by = json_get_actor_id(json_get(event, "by"));
         if (!by || streq(by, actor_id))
@@ -836,6 +991,11 @@ static int obligation_to_json(const struct obligation *o, struct json_object **r
             json_add(j, "from", json_object_new_string(o->from)) < 0 ||
             json_add(j, "created_ms", json_object_new_int64((int64_t) o->created_ms)) < 0)
                 return -ENOMEM;
+        /* Only when set, so snapshots without reminders read the same as before they existed. */
+        if (o->reminders > 0 &&
+            (json_add(j, "reminders", json_object_new_int64(o->reminders)) < 0 ||
+             json_add(j, "reminded_ms", json_object_new_int64((int64_t) o->reminded_ms)) < 0))
+                return -ENOMEM;
         *ret = j;
         j = NULL;
         return 0;
@@ -864,6 +1024,31 @@ struct json_object *group_state_to_json(const struct group_state *gs) {
                         return NULL;
         }
 
+        if (gs->n_schedules > 0) {
+                _cleanup_json_ struct json_object *schedules = json_object_new_array();
+
+                if (!schedules)
+                        return NULL;
+                for (size_t i = 0; i < gs->n_schedules; i++) {
+                        const struct schedule_entry *e = &gs->schedules[i];
+                        struct json_object *j = json_object_new_object();
+
+                        if (json_append(schedules, j) < 0 ||
+                            json_add(j, "id", json_object_new_string(e->id)) < 0 ||
+                            json_add(j, "seq", json_object_new_int64((int64_t) e->seq)) < 0 ||
+                            json_add(j, "kind", json_object_new_string(schedule_kind_to_string(e->kind))) < 0 ||
+                            (e->kind == SCHEDULE_EVERY &&
+                             json_add(j, "every_usec", json_object_new_int64((int64_t) e->every_usec)) < 0) ||
+                            (e->kind == SCHEDULE_AT && json_add(j, "at_ms", json_object_new_int64((int64_t) e->at_ms)) < 0) ||
+                            (e->kind == SCHEDULE_CRON && json_add(j, "cron", json_object_new_string(e->cron)) < 0) ||
+                            json_add(j, "created_ms", json_object_new_int64((int64_t) e->created_ms)) < 0 ||
+                            json_add(j, "last_due_ms", json_object_new_int64((int64_t) e->last_due_ms)) < 0 ||
+                            json_add(j, "runs", json_object_new_int64((int64_t) e->runs)) < 0)
+                                return NULL;
+                }
+                if (json_add(o, "schedules", json_object_get(schedules)) < 0)
+                        return NULL;
+        }
         if (json_add(o, "format_version", json_object_new_int(GROUP_STATE_FORMAT_VERSION)) < 0 ||
             json_add(o, "last_seq", json_object_new_int64((int64_t) gs->last_seq)) < 0 ||
             json_add(o, "members", json_object_get(members)) < 0 ||
@@ -888,12 +1073,13 @@ static bool json_only_keys(struct json_object *o, const char *const *keys, size_
 }
 
 static int obligation_from_json(struct group_state *gs, struct json_object *j, const struct obligation *prev) {
-        static const char *const keys[] = { "kind", "actor_id", "event_id", "seq", "from", "created_ms" };
+        static const char *const keys[] = { "kind", "actor_id", "event_id", "seq", "from", "created_ms",
+                                            "reminders", "reminded_ms" };
         const char *actor_id, *event_id, *from;
         struct obligation_node *n;
         enum obligation_kind kind;
         struct member *owner;
-        uint64_t seq, created_ms;
+        uint64_t seq, created_ms, reminders = 0, reminded_ms = 0;
         int r;
 
         if (!json_object_is_type(j, json_type_object) || !json_only_keys(j, keys, ELEMENTSOF(keys)))
@@ -908,6 +1094,12 @@ static int obligation_from_json(struct group_state *gs, struct json_object *j, c
                 return -EBADMSG;
         if (!json_get_count(json_get(j, "seq"), &seq) || seq == 0 || seq > gs->last_seq ||
             !json_get_count(json_get(j, "created_ms"), &created_ms))
+                return -EBADMSG;
+        if (json_get(j, "reminders") &&
+            (!json_get_count(json_get(j, "reminders"), &reminders) || reminders == 0 || reminders > UINT_MAX ||
+             !json_get_count(json_get(j, "reminded_ms"), &reminded_ms)))
+                return -EBADMSG;
+        if (!json_get(j, "reminders") && json_get(j, "reminded_ms"))
                 return -EBADMSG;
         /* Oldest first, and one seq is one message. */
         if (prev && (seq < prev->seq || (seq == prev->seq && (!streq(event_id, prev->event_id) ||
@@ -930,15 +1122,50 @@ static int obligation_from_json(struct group_state *gs, struct json_object *j, c
         n->obligation.seq = seq;
         memcpy(n->obligation.from, from, strlen(from) + 1);
         n->obligation.created_ms = created_ms;
+        n->obligation.reminders = (unsigned) reminders;
+        n->obligation.reminded_ms = reminded_ms;
         n->hash = hash_obligation(actor_id, event_id, kind);
         obligation_append_reserved(gs, n, owner);
+        return 0;
+}
+
+/* Schedules: optional; ids unique, seq increasing and within last_seq, timing as for the kind. */
+static int schedules_from_json(struct group_state *gs, struct json_object *list) {
+        static const char *const keys[] = { "id", "seq", "kind", "every_usec", "at_ms", "cron",
+                                            "created_ms", "last_due_ms", "runs" };
+        uint64_t prev_seq = 0;
+
+        if (!list)
+                return 0;
+        if (!json_object_is_type(list, json_type_array))
+                return -EBADMSG;
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                struct json_object *j = json_object_array_get_idx(list, i);
+                struct schedule_entry e = {};
+                const char *id = json_get_event_id(json_get(j, "id"));
+                int r;
+
+                if (!json_object_is_type(j, json_type_object) || !json_only_keys(j, keys, ELEMENTSOF(keys)) || !id ||
+                    schedule_find(gs, id) || !json_get_count(json_get(j, "seq"), &e.seq) || e.seq <= prev_seq ||
+                    e.seq > gs->last_seq || !schedule_timing_from_json(&e, j, true) ||
+                    !json_get_count(json_get(j, "created_ms"), &e.created_ms) ||
+                    !json_get_count(json_get(j, "last_due_ms"), &e.last_due_ms) ||
+                    !json_get_count(json_get(j, "runs"), &e.runs))
+                        return -EBADMSG;
+                memcpy(e.id, id, strlen(id) + 1);
+                prev_seq = e.seq;
+                r = schedule_append(gs, &e);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
 /* Trusts nothing: types, id lengths, members unique, cursors and obligations only for members
  * and within last_seq, obligations oldest first without duplicates. */
 int group_state_from_json(struct json_object *o, struct group_state **ret) {
-        static const char *const keys[] = { "format_version", "last_seq", "members", "cursors", "obligations" };
+        static const char *const keys[] = { "format_version", "last_seq", "members", "cursors", "obligations",
+                                            "schedules" };
         _cleanup_group_state_ struct group_state *gs = NULL;
         struct json_object *version, *members, *cursors, *obligations;
         const struct obligation *prev = NULL;
@@ -999,6 +1226,10 @@ int group_state_from_json(struct json_object *o, struct group_state **ret) {
                 prev = &gs->last->obligation;
         }
 
+        r = schedules_from_json(gs, json_get(o, "schedules"));
+        if (r < 0)
+                return r;
+
         *ret = gs;
         gs = NULL;
         return 0;
@@ -1006,6 +1237,7 @@ int group_state_from_json(struct json_object *o, struct group_state **ret) {
 
 static bool obligation_equal(const struct obligation *a, const struct obligation *b) {
         return a->kind == b->kind && a->seq == b->seq && a->created_ms == b->created_ms &&
+               a->reminders == b->reminders && a->reminded_ms == b->reminded_ms &&
                streq(a->actor_id, b->actor_id) && streq(a->event_id, b->event_id) && streq(a->from, b->from);
 }
 
@@ -1022,5 +1254,15 @@ bool group_state_equal(const struct group_state *a, const struct group_state *b)
         for (x = a->first, y = b->first; x && y; x = x->next, y = y->next)
                 if (!obligation_equal(&x->obligation, &y->obligation))
                         return false;
-        return !x && !y;
+        if (x || y || a->n_schedules != b->n_schedules)
+                return false;
+        for (size_t i = 0; i < a->n_schedules; i++) {
+                const struct schedule_entry *p = &a->schedules[i], *q = &b->schedules[i];
+
+                if (!streq(p->id, q->id) || p->seq != q->seq || p->kind != q->kind || p->every_usec != q->every_usec ||
+                    p->at_ms != q->at_ms || !streq(p->cron, q->cron) || p->created_ms != q->created_ms ||
+                    p->last_due_ms != q->last_due_ms || p->runs != q->runs)
+                        return false;
+        }
+        return true;
 }

@@ -1,6 +1,7 @@
-/* Derived state of a group, computed from its ledger events alone: members, read cursors and
- * open obligations. Applying the events one by one (incrementally, as they are appended) and
- * rebuilding from the whole ledger give identical state. Saved to groups/<id>/state/state.json
+/* Derived state of a group, computed from its ledger events alone: members, read cursors, open
+ * obligations (with the reminders sent for them) and scheduled messages. Applying the events
+ * one by one (incrementally, as they are appended) and rebuilding from the whole ledger give
+ * identical state. Saved to groups/<id>/state/state.json
  * with the seq it reflects, so a restart only applies what came after.
  *
  * Rules (the ledger event kinds that matter here):
@@ -13,6 +14,12 @@
  *     - a chat.message by X with reply_to = E closes X's "reply" obligation for E
  *   chat.ack {event_id}                     closes the sender's "ack" obligation for event_id
  *   chat.read {up_to_seq}                   moves the sender's read cursor forward (never back)
+ *   system.notify {to:[id], reason:"reminder", reminder:N, obligation:{kind, actor, event_id}}
+ *     - records reminder N (and its time) on that obligation, if it is still open
+ *   schedule.added {kind:"every"|"at"|"cron", every_usec|at|cron, …}   a schedule, named by
+ *     the event's id; schedule.removed {schedule_id} ends it
+ *     - a chat.message with data.schedule_id is a run of it: records data.due (or the event's
+ *       ts) as its last due time; an "at" schedule ends with its run
  * Unknown kinds are ignored (forward compatibility). Events must be applied in seq order. */
 #pragma once
 
@@ -20,6 +27,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cron.h"
+#include "schedule.h"
 
 #define GROUP_STATE_FORMAT_VERSION 1
 
@@ -35,6 +45,20 @@ struct obligation {
         uint64_t seq;         /* its seq */
         char from[65];        /* who sent the message */
         uint64_t created_ms;  /* the message's ts, ms since the epoch (for reminders) */
+        unsigned reminders;   /* reminders sent for it (system.notify) */
+        uint64_t reminded_ms; /* when the last one was sent; 0: none */
+};
+
+struct schedule_entry {
+        char id[27];          /* the schedule.added event's id */
+        uint64_t seq;         /* its seq */
+        enum schedule_kind kind;
+        uint64_t every_usec;  /* SCHEDULE_EVERY */
+        uint64_t at_ms;       /* SCHEDULE_AT */
+        char cron[CRON_EXPR_MAX + 1]; /* SCHEDULE_CRON, as written */
+        uint64_t created_ms;  /* the schedule.added event's ts */
+        uint64_t last_due_ms; /* the due time of its last run; 0: it never ran */
+        uint64_t runs;
 };
 
 struct group_state;
@@ -59,8 +83,14 @@ int group_state_obligations(const struct group_state *gs, const char *actor_id, 
 bool group_state_owes(const struct group_state *gs, const char *actor_id, const char *event_id,
                       enum obligation_kind kind);
 
-/* Is the chat.message `event` addressed to actor_id (and not sent by it)? Uses the members
- * as they are now for "@all"; meant for inbox listings. */
+/* Schedules in the order added. Returns the count and a newly allocated array in *ret (free()),
+ * NULL when there are none. */
+int group_state_schedules(const struct group_state *gs, struct schedule_entry **ret);
+/* The schedule with this id (the schedule.added event's id), or NULL; valid until the next apply. */
+const struct schedule_entry *group_state_schedule(const struct group_state *gs, const char *id);
+
+/* Is the chat.message or system.notify `event` addressed to actor_id (and not sent by it)? Uses
+ * the members as they are now for "@all"; meant for inbox listings and delivery. */
 bool group_state_addressed_to(const struct group_state *gs, struct json_object *event, const char *actor_id);
 
 /* Serialisation for state/state.json: {"format_version":1,"last_seq":N,...}. */

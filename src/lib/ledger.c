@@ -302,6 +302,17 @@ static struct json_tokener *tokener_new(void) {
         return tok;
 }
 
+struct json_tokener *ledger_tokener_new(void) {
+        return tokener_new();
+}
+
+int ledger_parse_line_with(struct json_tokener *tok, const char *line, size_t len, uint64_t *ret_seq,
+                           struct json_object **ret_event, const char **why) {
+        if (!tok || (!line && len > 0))
+                return -EINVAL;
+        return parse_line(tok, line ? line : "", len, ret_seq, ret_event, why);
+}
+
 int ledger_parse_line(const char *line, size_t len, uint64_t *ret_seq, struct json_object **ret_event,
                       const char **why) {
         struct json_tokener *tok;

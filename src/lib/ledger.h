@@ -67,6 +67,11 @@ int ledger_tail(struct ledger *l, size_t n, ledger_event_cb cb, void *userdata);
  * Returns 0 and *ret_seq, or -EBADMSG with *why set. Exposed for tests and the fuzzer. */
 int ledger_parse_line(const char *line, size_t len, uint64_t *ret_seq, struct json_object **ret_event,
                       const char **why);
+/* The same with a tokener kept for many lines (ledger_tokener_new(); json_tokener_free()):
+ * a tokener per line costs as much as the parse itself. */
+struct json_tokener *ledger_tokener_new(void);
+int ledger_parse_line_with(struct json_tokener *tok, const char *line, size_t len, uint64_t *ret_seq,
+                           struct json_object **ret_event, const char **why);
 
 /* Full verification of the lines that existed when it began, a bounded number of lines per
  * step, so a daemon can check a large ledger from its event loop without stalling it (a clean

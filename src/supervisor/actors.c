@@ -2,6 +2,8 @@
  *
  * Command actor protocol (JSON lines; docs/actors.md):
  *   stdin:  {"type":"message","seq":N,"event":{…}}   each chat.message addressed to the actor
+ *           {"type":"notify","seq":N,"event":{…}}    each system.notify (reminders) addressed to it
+ *           + "batch":{"index":I,"count":N} on each line of a write of several (throttling)
  *   stdout: {"type":"reply","reply_to":ID|SEQ,"text":…}   (+ "reply_required","attention","to")
  *           {"type":"send","text":…,"to":[…]}             (+ "reply_required","attention")
  *           {"type":"ack","event_id":ID}
@@ -95,6 +97,7 @@ static void actor_close_io(struct actor *a) {
         a->stdin_source = sd_event_source_disable_unref(a->stdin_source);
         a->stdout_source = sd_event_source_disable_unref(a->stdout_source);
         a->stderr_source = sd_event_source_disable_unref(a->stderr_source);
+        a->throttle_timer = sd_event_source_disable_unref(a->throttle_timer);
         if (a->stdin_fd >= 0)
                 close(a->stdin_fd);
         if (a->stdout_fd >= 0)
@@ -276,48 +279,154 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-static int queue_message(struct json_object *event, void *userdata) {
-        struct actor *a = userdata;
-        _cleanup_json_ struct json_object *line = NULL;
-        struct json_object *seq;
-        const char *s;
-        size_t len;
-        char *n;
+/* What one delivery collects: the events addressed to the actor, up to the high-water mark. */
+struct delivery {
+        struct actor *actor;
+        struct json_object *events; /* NULL: only find out whether one is waiting */
+        size_t bytes;
+        bool found;
+};
 
-        if (json_object_object_get_ex(event, "seq", &seq))
-                a->delivered_seq = json_object_get_uint64(seq);
-        if (!streq(jstr(event, "kind"), "chat.message") || !group_state_addressed_to(a->group->gs, event, a->id))
+static int delivery_collect(struct json_object *event, void *userdata) {
+        struct delivery *d = userdata;
+        struct actor *a = d->actor;
+        struct json_object *seq;
+        uint64_t n = json_object_object_get_ex(event, "seq", &seq) ? json_object_get_uint64(seq) : a->delivered_seq + 1;
+
+        if (!group_state_addressed_to(a->group->gs, event, a->id)) {
+                a->delivered_seq = n;
                 return 0;
-        line = json_object_new_object();
-        if (!line)
+        }
+        d->found = true;
+        if (!d->events)
+                return -ECANCELED; /* throttled: it stays waiting, delivered_seq just before it */
+        if (json_object_array_add(d->events, json_object_get(event)) < 0) {
+                json_object_put(event);
                 return -ENOMEM;
-        json_object_object_add(line, "type", json_object_new_string("message"));
-        json_object_object_add(line, "seq", json_object_new_uint64(a->delivered_seq));
-        json_object_object_add(line, "event", json_object_get(event));
-        s = json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN);
-        len = strlen(s);
-        n = realloc(a->out, a->out_len + len + 1);
-        if (!n)
-                return -ENOMEM;
-        a->out = n;
-        memcpy(a->out + a->out_len, s, len);
-        a->out[a->out_len + len] = '\n';
-        a->out_len += len + 1;
+        }
+        a->delivered_seq = n;
+        d->bytes += strlen(json_object_to_json_string_ext(event, JSON_C_TO_STRING_PLAIN)) + 64;
+        return d->bytes >= ACTOR_STDIN_HIGH_WATER ? -ECANCELED : 0;
+}
+
+/* Reads forward from delivered_seq, 64 events per ledger read. */
+static int delivery_scan(struct actor *a, struct delivery *d) {
+        struct group *g = a->group;
+
+        while (a->delivered_seq < ledger_last_seq(g->ledger)) {
+                int r = ledger_read_range(g->ledger, a->delivered_seq, 64, delivery_collect, d);
+                if (r == -ECANCELED)
+                        return 0;
+                if (r <= 0)
+                        return r;
+        }
         return 0;
+}
+
+/* The lines of one delivery, written in one go: several messages in a write are a batch, and
+ * each line says so, so an actor may act once per batch (docs/actors.md). */
+static int delivery_queue(struct actor *a, struct json_object *events, size_t *ret_queued) {
+        size_t count = json_object_array_length(events);
+
+        for (size_t i = 0; i < count; *ret_queued = ++i) {
+                struct json_object *event = json_object_array_get_idx(events, i), *seq = NULL;
+                _cleanup_json_ struct json_object *line = json_object_new_object();
+                const char *kind, *text;
+                size_t len;
+                char *n;
+
+                if (!line)
+                        return -ENOMEM;
+                json_object_object_get_ex(event, "seq", &seq);
+                kind = jstr(event, "kind");
+                json_object_object_add(line, "type", json_object_new_string(streq(kind, "system.notify") ? "notify" : "message"));
+                json_object_object_add(line, "seq", json_object_get(seq));
+                json_object_object_add(line, "event", json_object_get(event));
+                if (count > 1) {
+                        struct json_object *batch = json_object_new_object();
+                        json_object_object_add(batch, "index", json_object_new_uint64(i + 1));
+                        json_object_object_add(batch, "count", json_object_new_uint64(count));
+                        json_object_object_add(line, "batch", batch);
+                }
+                text = json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN);
+                len = strlen(text);
+                n = realloc(a->out, a->out_len + len + 1);
+                if (!n)
+                        return -ENOMEM;
+                a->out = n;
+                memcpy(a->out + a->out_len, text, len);
+                a->out[a->out_len + len] = '\n';
+                a->out_len += len + 1;
+        }
+        return 0;
+}
+
+static struct throttle_policy actor_throttle_policy(const struct actor *a) {
+        const struct config *c = a->group->supervisor->config;
+        return (struct throttle_policy){ .interval_usec = c->throttle_min_interval_usec, .burst = c->throttle_burst };
+}
+
+static int on_throttle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct actor *a = userdata;
+
+        a->throttle_timer = sd_event_source_disable_unref(a->throttle_timer);
+        actor_pump(a);
+        return 0;
+}
+
+bool actor_throttled(const struct actor *a, uint64_t *ret_next_realtime_usec) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!a->throttle_timer)
+                return false;
+        if (ret_next_realtime_usec)
+                *ret_next_realtime_usec = now_usec(CLOCK_REALTIME) + (a->throttled_until > now ? a->throttled_until - now : 0);
+        return true;
 }
 
 void actor_pump(struct actor *a) {
         struct group *g = a->group;
+        struct throttle_policy policy = actor_throttle_policy(a);
+        _cleanup_json_ struct json_object *events = NULL;
+        struct delivery d = { .actor = a };
+        size_t queued = 0;
+        uint64_t now, wait;
 
         if (a->runtime != ACTOR_RUNNING || !a->stdin_source || g->state != GROUP_ACTIVE || g->broken)
                 return;
-        /* Bounded: at most a high-water mark of undelivered bytes is held for a slow actor; the
-         * rest stays in the ledger until it drains. */
-        while (a->out_len - a->out_pos < ACTOR_STDIN_HIGH_WATER && a->delivered_seq < ledger_last_seq(g->ledger))
-                if (ledger_read_range(g->ledger, a->delivered_seq, 64, queue_message, a) <= 0)
-                        break;
-        if (a->out_pos < a->out_len)
-                (void) sd_event_source_set_enabled(a->stdin_source, SD_EVENT_ON);
+        /* One delivery at a time: the next is collected once this one is written (on_stdin). At
+         * most a high-water mark of bytes is held for a slow actor; the rest stays in the ledger. */
+        if (a->out_pos < a->out_len || a->throttle_timer || a->delivered_seq >= ledger_last_seq(g->ledger))
+                return;
+        now = now_usec(CLOCK_MONOTONIC);
+        wait = throttle_wait(&a->throttle, &policy, now);
+        if (wait > 0) {
+                /* Wait only if something addressed to it is there: others' traffic does not count. */
+                if (delivery_scan(a, &d) < 0 || !d.found)
+                        return;
+                a->throttled_until = now + wait;
+                if (sd_event_add_time(g->supervisor->event, &a->throttle_timer, CLOCK_MONOTONIC, a->throttled_until,
+                                      TIMER_ACCURACY_USEC, on_throttle_timer, a) < 0)
+                        log_actor(a, LOG_ERR, 0, "actor %s: cannot arm the throttle timer; delivery waits for the next message",
+                                  a->id);
+                return;
+        }
+        events = d.events = json_object_new_array();
+        if (!events || delivery_scan(a, &d) < 0 || json_object_array_length(events) == 0)
+                return;
+        if (delivery_queue(a, events, &queued) < 0) {
+                /* What made it into the buffer goes; the rest is read from the ledger again. */
+                struct json_object *seq;
+                log_actor(a, LOG_ERR, ENOMEM, "actor %s: cannot queue messages", a->id);
+                if (json_object_object_get_ex(json_object_array_get_idx(events, queued), "seq", &seq))
+                        a->delivered_seq = json_object_get_uint64(seq) - 1;
+                if (queued == 0)
+                        return;
+        }
+        throttle_take(&a->throttle, &policy, now);
+        a->deliveries++;
+        a->batches += json_object_array_length(events) > 1;
+        (void) sd_event_source_set_enabled(a->stdin_source, SD_EVENT_ON);
 }
 
 /* --- process life cycle ------------------------------------------------------------------ */
@@ -597,5 +706,15 @@ struct json_object *actor_to_json(struct actor *a) {
                                        ? json_object_new_string(format_timestamp_iso(ts, sizeof ts, a->last_exit_realtime_usec))
                                        : NULL);
         json_object_object_add(o, "cursor", json_object_new_uint64(a->group->gs ? group_state_cursor(a->group->gs, a->id) : 0));
+        if (actor_is_command(a)) {
+                uint64_t next = 0;
+                bool throttled = actor_throttled(a, &next);
+
+                json_object_object_add(o, "throttled", json_object_new_boolean(throttled));
+                json_object_object_add(o, "next_delivery",
+                                       throttled ? json_object_new_string(format_timestamp_iso(ts, sizeof ts, next)) : NULL);
+                json_object_object_add(o, "deliveries", json_object_new_uint64(a->deliveries));
+                json_object_object_add(o, "batches", json_object_new_uint64(a->batches));
+        }
         return o;
 }

@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "backoff.h"
+#include "throttle.h"
 
 struct group;
 
@@ -41,6 +42,11 @@ struct actor {
         char *errline;            /* partial stderr line */
         size_t errline_len;
         uint64_t delivered_seq;   /* highest seq considered for delivery to stdin */
+        struct throttle throttle; /* [automation] throttle_min_interval, throttle_burst */
+        sd_event_source *throttle_timer; /* armed while a delivery waits for the throttle */
+        uint64_t throttled_until; /* CLOCK_MONOTONIC; meaningful while throttle_timer is armed */
+        uint64_t deliveries;      /* writes of one or more messages to stdin */
+        uint64_t batches;         /* of those, the ones with several messages */
         bool restart_requested;   /* `actor restart`: start again once it exited */
         bool term_sent;           /* stopping: SIGTERM already sent */
 
@@ -60,8 +66,11 @@ int actor_sync_runtime(struct actor *a);
 int actor_spawn(struct actor *a);
 void actor_stop(struct actor *a);
 void actor_restart(struct actor *a);
-/* New durable events exist: write what is addressed to it to its stdin. */
+/* New durable events exist: write what is addressed to it to its stdin (now, or once the
+ * throttle allows: then everything waiting goes in one write, a batch). */
 void actor_pump(struct actor *a);
+/* Is a delivery to it waiting for the throttle? *ret_next_realtime_usec: when it will happen. */
+bool actor_throttled(const struct actor *a, uint64_t *ret_next_realtime_usec);
 
 const char *actor_runtime_to_string(const struct actor *a);
 struct json_object *actor_to_json(struct actor *a);

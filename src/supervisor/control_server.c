@@ -56,7 +56,8 @@ struct control_server {
         unsigned n_conns;
 };
 
-static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups };
+static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups, control_ops_backup,
+                                                      control_ops_automation };
 
 static void request_close_stream(struct control_request *req);
 

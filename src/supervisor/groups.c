@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "actors.h"
+#include "automation.h"
 #include "control_server.h"
 #include "fileio.h"
 #include "dedupe.h"
@@ -670,7 +671,7 @@ static void group_flush(struct group *g) {
                                      streq(kind, "actor.removed") || streq(kind, "actor.started") ||
                                      streq(kind, "actor.stopped")))
                                 config_changed = true;
-                        if (kind && streq(kind, "chat.message"))
+                        if (kind && (streq(kind, "chat.message") || streq(kind, "system.notify")))
                                 delivered = true;
                 }
                 json_object_put(p->event);
@@ -736,6 +737,7 @@ int group_append(struct group *g, const char *kind, const char *by, struct json_
                           g->id, jstr(event, "id") ?: "?");
         group_apply_config_event(g, event);
         g->last_event_ms = parse_iso_ms(jstr(event, "ts"));
+        automation_event_applied(g, event);
 
         p->event = event;
         p->req = req;

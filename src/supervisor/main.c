@@ -14,6 +14,7 @@
 
 #include "control_server.h"
 #include "actors.h"
+#include "automation.h"
 #include "groups.h"
 #include "log.h"
 #include "macro.h"
@@ -184,6 +185,7 @@ int supervisor_reload(struct supervisor *s) {
         s->config_text = text;
         text = NULL;
         log_set_max_level(c->log_level);
+        automation_run_soon(s->automation); /* reminder intervals may have changed */
 
         s->reload_id++;
         s->reload_pending = 0;
@@ -309,6 +311,7 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
                 json_object_array_add(groups, go);
         }
         json_object_object_add(o, "groups", groups);
+        json_object_object_add(o, "automation", automation_status_json(s->automation));
         return o;
 }
 
@@ -413,9 +416,13 @@ static int setup(struct supervisor *s, const char *config_arg) {
 
         log_info("Conclave %s starting (home %s, config %s%s)", PACKAGE_VERSION, s->home, s->config_path,
                  s->config_text ? "" : ", not present: using defaults");
+        r = automation_new(s, &s->automation);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up automation");
         r = groups_load(s);
         if (r < 0)
                 return r;
+        automation_run_soon(s->automation);
         workers_init(s);
         for (int i = 0; i < WORKER_MAX; i++) {
                 r = worker_start(&s->workers[i]);
@@ -433,6 +440,7 @@ static void cleanup(struct supervisor *s) {
                         (void) kill(s->workers[i].pid, SIGTERM);
         workers_free(s);
         groups_free(s);
+        s->automation = automation_free(s->automation);
         s->control = control_server_free(s->control);
         s->notify = notify_server_free(s->notify);
         sd_event_source_disable_unref(s->watchdog_timer);

@@ -486,6 +486,19 @@ static int inbox_collect(struct json_object *event, void *userdata) {
         return 0;
 }
 
+/* A command actor's delivery: "throttled" and "next_delivery" (null for other actors). */
+static void inbox_add_delivery(struct group *g, const char *actor, struct json_object *o) {
+        uint64_t next = 0;
+        bool throttled = false;
+        char ts[40];
+
+        for (size_t i = 0; i < g->n_actors; i++)
+                if (streq(g->actors[i]->id, actor) && actor_is_command(g->actors[i]))
+                        throttled = actor_throttled(g->actors[i], &next);
+        json_object_object_add(o, "throttled", json_object_new_boolean(throttled));
+        json_object_object_add(o, "next_delivery", throttled ? json_object_new_string(format_timestamp_iso(ts, sizeof ts, next)) : NULL);
+}
+
 static int op_inbox_list(struct supervisor *s, struct control_request *req, struct json_object *args) {
         struct group *g = want_group(s, req, args, true);
         const char *actor = arg_str(args, "actor");
@@ -524,6 +537,7 @@ static int op_inbox_list(struct supervisor *s, struct control_request *req, stru
         json_object_object_add(o, "unread", scan.unread);
         json_object_object_add(o, "unread_more", json_object_new_boolean(scan.more));
         json_object_object_add(o, "obligations", obligations_json(g, actor));
+        inbox_add_delivery(g, actor, o);
         if (arg_bool(args, "mark_read") && scan.last_seq > cursor) {
                 size_t n = json_object_array_length(scan.unread);
                 struct message_error err = {};

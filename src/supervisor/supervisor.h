@@ -18,6 +18,7 @@ enum supervisor_state {
         SUPERVISOR_STOPPING,
 };
 
+struct automation;
 struct control_server;
 struct follower;
 struct group;
@@ -53,6 +54,7 @@ struct supervisor {
         struct follower *followers;
         sd_event_source *flush_timer; /* group commit for ledger_sync = batch */
         sd_event_source *flush_defer; /* end-of-iteration flush for always/none */
+        struct automation *automation; /* reminders and scheduled messages */
 
         uint64_t reload_id;
         unsigned reload_pending; /* workers yet to acknowledge the new config */

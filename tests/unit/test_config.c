@@ -78,8 +78,9 @@ static const struct config_setting *channel_setting(const struct config_channel 
 
 static int unset_web_token(void **state) {
         (void) state;
-        /* config_gateway_has_auth() honours it; tests must not inherit it. */
+        /* config_gateway_has_auth() honours them; tests must not inherit them. */
         unsetenv("CONCLAVE_WEB_TOKEN");
+        unsetenv("CREDENTIALS_DIRECTORY");
         return 0;
 }
 
@@ -105,6 +106,7 @@ static void test_defaults_when_text_null(void **state) {
         assert_null(c->gateway_token);
         assert_null(c->gateway_token_file);
         assert_false(c->gateway_allow_public_bind);
+        assert_false(c->gateway_open);
         assert_true(c->gateway_max_body == 1024 * 1024);
         assert_int_equal(c->gateway_rate_limit, 600);
         assert_true(c->gateway_web_ui);
@@ -114,7 +116,9 @@ static void test_defaults_when_text_null(void **state) {
         assert_true(c->reply_reminder_after_usec == 3600 * USEC_PER_SEC);
         assert_true(c->attention_reminder_after_usec == 600 * USEC_PER_SEC);
         assert_int_equal(c->reminder_max, 3);
+        assert_true(c->reminder_interval_max_usec == 86400 * USEC_PER_SEC);
         assert_true(c->throttle_min_interval_usec == 2 * USEC_PER_SEC);
+        assert_int_equal(c->throttle_burst, 5);
 }
 
 static void test_empty_text_is_defaults(void **state) {
@@ -172,7 +176,9 @@ static const char full_config[] =
         "reply_reminder_after = \"2h\"\n"                               /* 41 */
         "attention_reminder_after = \"30s\"\n"                          /* 42 */
         "reminder_max = 5\n"                                            /* 43 */
-        "throttle_min_interval = \"1500ms\"\n";                         /* 44 */
+        "throttle_min_interval = \"1500ms\"\n"                          /* 44 */
+        "reminder_interval_max = \"6h\"\n"                              /* 45 */
+        "throttle_burst = 1\n";                                         /* 46 */
 
 static void check_full_config(const struct config *c) {
         const struct config_provider *pr;
@@ -246,6 +252,8 @@ static void check_full_config(const struct config *c) {
         assert_true(c->attention_reminder_after_usec == 30 * USEC_PER_SEC);
         assert_int_equal(c->reminder_max, 5);
         assert_true(c->throttle_min_interval_usec == 1500 * USEC_PER_MSEC);
+        assert_true(c->reminder_interval_max_usec == 6 * 3600 * USEC_PER_SEC);
+        assert_int_equal(c->throttle_burst, 1);
 }
 
 static void test_every_section(void **state) {
@@ -568,6 +576,9 @@ static const struct bad_case bad_cases[] = {
         { "uint_below_min", "[runtime]\nrestart_burst = 0\n", 1, 1, ERR, 2, "runtime", "restart_burst", "out of range (expected 1 to 64)" },
         { "uint_above_max", "[runtime]\nrestart_burst = 65\n", 1, 1, ERR, 2, "runtime", "restart_burst", "out of range (expected 1 to 64)" },
         { "reminder_max_above_max", "[automation]\nreminder_max = 101\n", 1, 1, ERR, 2, "automation", "reminder_max", "out of range (expected 0 to 100)" },
+        { "throttle_burst_zero", "[automation]\nthrottle_burst = 0\n", 1, 1, ERR, 2, "automation", "throttle_burst", "out of range (expected 1 to 1000)" },
+        { "throttle_interval_tiny", "[automation]\n# off is 0\nthrottle_min_interval = \"1ms\"\n", 1, 1, ERR, 3, "automation", "throttle_min_interval", "below 10ms; use 0 to turn throttling off" },
+        { "reminder_interval_max_short", "[automation]\nreply_reminder_after = \"2h\"\n\nreminder_interval_max = \"1h\"\n", 1, 0, WARN, 4, "automation", "reminder_interval_max", "shorter than reply_reminder_after" },
         { "rate_limit_above_max", "[gateway]\nrate_limit = 1_000_001\n", 1, 1, ERR, 2, "gateway", "rate_limit", "out of range" },
         { "max_tokens_zero", PROV_OK "max_tokens = 0\n", 1, 1, ERR, 4, "providers.p", "max_tokens", "out of range (expected 1 to 10000000)" },
         { "uint_overflow", "[runtime]\nrestart_burst = 99999999999999999999999\n", 1, 1, ERR, 2, "runtime", "restart_burst", "expected a whole number" },
@@ -729,6 +740,50 @@ static void test_public_bind_disabled_gateway(void **state) {
         assert_counts(c, 0, 0);
         assert_counts(d, 0, 0);
         assert_false(config_gateway_has_auth(d));
+}
+
+static void test_gateway_open(void **state) {
+        _cleanup_(config_freep) struct config *c = parse("[gateway]\nopen = true\n");
+        _cleanup_(config_freep) struct config *d =
+                parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\ntoken_file = \"t\"\nopen = true\n");
+        _cleanup_(config_freep) struct config *e = parse("[gateway]\nopen = true\ntoken_file = \"t\"\n");
+        _cleanup_(config_freep) struct config *f = parse("[gateway]\nenabled = false\nbind = \"::\"\nopen = true\n");
+
+        (void) state;
+        assert_true(c->gateway_open);
+        assert_counts(c, 0, 0);
+        /* Open is for loopback only, whatever else is configured. */
+        assert_counts(d, 1, 1);
+        assert_diagnostic(d, CONFIG_ERROR, 5, "gateway", "open", "bind \"0.0.0.0\" is not a loopback address");
+        /* With a token, open does nothing; say so. */
+        assert_counts(e, 1, 0);
+        assert_diagnostic(e, CONFIG_WARNING, 2, "gateway", "open", "has no effect: a token is configured");
+        /* A disabled gateway's bind is not checked. */
+        assert_counts(f, 0, 0);
+}
+
+static void test_credential_counts_as_token(void **state) {
+        char dir[] = "/tmp/test_config_creds.XXXXXX";
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_(config_freep) struct config *d = NULL;
+        int fd;
+
+        (void) state;
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&path, "%s/gateway-token", dir) > 0);
+        assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+        c = parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\n");
+        assert_counts(c, 1, 1);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0400);
+        assert_true(fd >= 0);
+        close(fd);
+        d = parse("[gateway]\nbind = \"0.0.0.0\"\nallow_public_bind = true\n");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        unlink(path);
+        rmdir(dir);
+        assert_counts(d, 0, 0);
+        assert_true(config_gateway_has_auth(d) == false); /* the variable is gone now */
 }
 
 /* --- config_load ------------------------------------------------------------------------- */
@@ -1015,6 +1070,8 @@ int main(void) {
                 cmocka_unit_test(test_public_bind_permission_without_token),
                 cmocka_unit_test(test_public_bind_allowed),
                 cmocka_unit_test(test_public_bind_disabled_gateway),
+                cmocka_unit_test(test_gateway_open),
+                cmocka_unit_test(test_credential_counts_as_token),
                 cmocka_unit_test_setup_teardown(test_load_good_file, tmpdir_setup, tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_load_nul_byte, tmpdir_setup, tmpdir_teardown),
                 cmocka_unit_test_setup_teardown(test_load_too_big, tmpdir_setup, tmpdir_teardown),

@@ -1290,6 +1290,279 @@ static void test_randomized_against_reference(void **state) {
         group_state_free(rebuilt);
 }
 
+/* --- reminders and schedules ------------------------------------------------------------------ */
+
+static struct obligation find_obligation(struct fixture *f, const char *actor, uint64_t seq, enum obligation_kind kind) {
+        struct obligation *o = NULL, found = {};
+        int n = group_state_obligations(f->gs, actor, &o);
+        bool ok = false;
+
+        for (int i = 0; i < n; i++)
+                if (o[i].seq == seq && o[i].kind == kind) {
+                        found = o[i];
+                        ok = true;
+                }
+        free(o);
+        if (!ok)
+                fail_msg("no %s obligation of %s for #%" PRIu64, kind == OBLIGATION_REPLY ? "reply" : "ack", actor, seq);
+        return found;
+}
+
+#define REMINDER(kind, actor, id, n)                                                                           \
+        "{\"to\":[\"" actor "\"],\"reason\":\"reminder\",\"reminder\":" #n ",\"reminder_max\":3,"             \
+        "\"obligation\":{\"kind\":\"" kind "\",\"actor\":\"" actor "\",\"event_id\":\"%s\",\"seq\":5}}"
+
+static void test_reminders_recorded(void **state) {
+        struct fixture *f = *state;
+        struct obligation o;
+        const char *m;
+
+        add_abcd(f);
+        m = apply_ok(f, "chat.message", "a", "{\"to\":[\"b\",\"c\"],\"reply_required\":true,\"priority\":\"attention\"}");
+        o = find_obligation(f, "b", 5, OBLIGATION_REPLY);
+        assert_int_equal(o.reminders, 0);
+        assert_int_equal(o.reminded_ms, 0);
+
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 1), m);
+        o = find_obligation(f, "b", 5, OBLIGATION_REPLY);
+        assert_int_equal(o.reminders, 1);
+        assert_int_equal(o.reminded_ms, TS_MS);
+        /* Only that obligation: not b's ack, not c's reply. */
+        assert_int_equal(find_obligation(f, "b", 5, OBLIGATION_ACK).reminders, 0);
+        assert_int_equal(find_obligation(f, "c", 5, OBLIGATION_REPLY).reminders, 0);
+
+        /* The same reminder again, or an older number, changes nothing; a later one counts. */
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 1), m);
+        assert_int_equal(find_obligation(f, "b", 5, OBLIGATION_REPLY).reminders, 1);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 3), m);
+        assert_int_equal(find_obligation(f, "b", 5, OBLIGATION_REPLY).reminders, 3);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 2), m);
+        assert_int_equal(find_obligation(f, "b", 5, OBLIGATION_REPLY).reminders, 3);
+        apply_ok(f, "system.notify", "conclave", REMINDER("ack", "c", m, 1), m);
+        assert_int_equal(find_obligation(f, "c", 5, OBLIGATION_ACK).reminders, 1);
+
+        /* Not a reminder, malformed, or for nothing open: ignored, and the seq still advances. */
+        apply_ok(f, "system.notify", "conclave", "{\"to\":[\"b\"],\"reason\":\"other\",\"reminder\":9,"
+                 "\"obligation\":{\"kind\":\"reply\",\"actor\":\"b\",\"event_id\":\"%s\"}}", m);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "d", m, 1), m);
+        apply_ok(f, "system.notify", "conclave", REMINDER("nag", "b", m, 5), m);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 0), m);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, -4), m);
+        apply_ok(f, "system.notify", "conclave", "{\"reason\":\"reminder\",\"reminder\":7}");
+        apply_ok(f, "system.notify", NULL, NULL);
+        assert_int_equal(find_obligation(f, "b", 5, OBLIGATION_REPLY).reminders, 3);
+        assert_string_equal(describe(f), "r:b:5 a:b:5 r:c:5 a:c:5");
+
+        /* Closing the obligation ends it; a late reminder for it is ignored. */
+        apply_ok(f, "chat.message", "b", "{\"reply_to\":\"%s\"}", m);
+        apply_ok(f, "system.notify", "conclave", REMINDER("reply", "b", m, 4), m);
+        assert_string_equal(describe(f), "a:b:5 r:c:5 a:c:5");
+
+        /* They survive a snapshot, and a snapshot without them reads as before. */
+        group_state_free(roundtrip(f->gs));
+}
+
+static void test_notify_addressed_to(void **state) {
+        struct fixture *f = *state;
+        _cleanup_json_ struct json_object *e = NULL, *other = NULL;
+
+        add_abcd(f);
+        e = event_new(f->seq + 1, "system.notify", "conclave", "{\"to\":[\"b\"],\"text\":\"Reminder\"}");
+        assert_true(group_state_addressed_to(f->gs, e, "b"));
+        assert_false(group_state_addressed_to(f->gs, e, "a"));
+        assert_false(group_state_addressed_to(f->gs, e, "conclave"));
+        other = event_new(f->seq + 1, "system.other", "conclave", "{\"to\":[\"b\"]}");
+        assert_false(group_state_addressed_to(f->gs, other, "b"));
+}
+
+static int n_schedules(struct fixture *f) {
+        struct schedule_entry *list = NULL;
+        int n = group_state_schedules(f->gs, &list);
+
+        assert_true(n >= 0);
+        free(list);
+        return n;
+}
+
+static void test_schedules(void **state) {
+        struct fixture *f = *state;
+        const struct schedule_entry *e;
+        const char *every, *at, *cron;
+        struct schedule_entry *list = NULL;
+
+        add_abcd(f);
+        every = apply_ok(f, "schedule.added", "operator", "{\"kind\":\"every\",\"every\":\"1h\",\"every_usec\":3600000000,"
+                         "\"text\":\"standup\",\"to\":[\"@all\"]}");
+        at = apply_ok(f, "schedule.added", "operator", "{\"kind\":\"at\",\"at\":\"2026-11-23T09:00:00.000Z\",\"text\":\"once\"}");
+        cron = apply_ok(f, "schedule.added", "operator", "{\"kind\":\"cron\",\"cron\":\"0 9 * * mon-fri\",\"text\":\"x\"}");
+        assert_int_equal(n_schedules(f), 3);
+        e = group_state_schedule(f->gs, every);
+        assert_non_null(e);
+        assert_int_equal(e->kind, SCHEDULE_EVERY);
+        assert_int_equal(e->every_usec, UINT64_C(3600000000));
+        assert_int_equal(e->seq, 5);
+        assert_int_equal(e->created_ms, TS_MS);
+        assert_int_equal(e->runs, 0);
+        assert_int_equal(e->last_due_ms, 0);
+        e = group_state_schedule(f->gs, at);
+        assert_int_equal(e->kind, SCHEDULE_AT);
+        assert_int_equal(e->at_ms, UINT64_C(1795424400000));
+        e = group_state_schedule(f->gs, cron);
+        assert_int_equal(e->kind, SCHEDULE_CRON);
+        assert_string_equal(e->cron, "0 9 * * mon-fri");
+
+        /* Bad timing data: ignored, the seq advances. */
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"weekly\"}");
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"every\",\"every_usec\":0}");
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"every\",\"every_usec\":\"60\"}");
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"at\",\"at\":\"tomorrow\"}");
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"cron\",\"cron\":\"\"}");
+        apply_ok(f, "schedule.added", "operator", "{\"kind\":\"cron\",\"cron\":\"%0129d\"}", 0);
+        apply_ok(f, "schedule.added", "operator", NULL);
+        assert_int_equal(n_schedules(f), 3);
+
+        /* Runs: the due time they were for is recorded; an older one does not move it back. */
+        apply_ok(f, "chat.message", "operator", "{\"text\":\"standup\",\"schedule_id\":\"%s\","
+                 "\"due\":\"2026-11-22T15:36:41.123Z\",\"missed\":0}", every);
+        e = group_state_schedule(f->gs, every);
+        assert_int_equal(e->runs, 1);
+        assert_int_equal(e->last_due_ms, TS_MS + 3600000);
+        apply_ok(f, "chat.message", "operator", "{\"schedule_id\":\"%s\",\"due\":\"2026-11-22T14:36:41.123Z\"}", every);
+        e = group_state_schedule(f->gs, every);
+        assert_int_equal(e->runs, 2);
+        assert_int_equal(e->last_due_ms, TS_MS + 3600000);
+        /* No "due": the event's time. */
+        apply_ok(f, "chat.message", "operator", "{\"schedule_id\":\"%s\"}", cron);
+        assert_int_equal(group_state_schedule(f->gs, cron)->last_due_ms, TS_MS);
+        /* Unknown schedule ids are ordinary messages. */
+        apply_ok(f, "chat.message", "operator", "{\"schedule_id\":\"01XXXXXXXXXXXXXXXXXXXXXXXX\"}");
+        apply_ok(f, "chat.message", "operator", "{\"schedule_id\":42}");
+
+        /* Snapshot with schedules. */
+        group_state_free(roundtrip(f->gs));
+
+        /* An "at" schedule ends with its run; schedule.removed ends any. */
+        apply_ok(f, "chat.message", "operator", "{\"schedule_id\":\"%s\",\"due\":\"2026-11-23T09:00:00.000Z\"}", at);
+        assert_null(group_state_schedule(f->gs, at));
+        apply_ok(f, "schedule.removed", "operator", "{\"schedule_id\":\"%s\"}", every);
+        apply_ok(f, "schedule.removed", "operator", "{\"schedule_id\":\"%s\"}", every); /* twice: no effect */
+        assert_null(group_state_schedule(f->gs, every));
+        assert_int_equal(group_state_schedules(f->gs, &list), 1);
+        assert_string_equal(list[0].id, cron);
+        free(list);
+        apply_ok(f, "schedule.removed", "operator", "{\"schedule_id\":\"%s\"}", cron);
+        assert_int_equal(group_state_schedules(f->gs, &list), 0);
+        assert_null(list);
+        group_state_free(roundtrip(f->gs));
+}
+
+/* Incremental application equals a rebuild from the events, with reminders and schedules. */
+static void test_rebuild_with_automation(void **state) {
+        struct fixture *f = *state;
+        struct group_state *rebuilt = NULL;
+        struct json_object *events[64];
+        size_t n = 0;
+        const char *m, *sch;
+
+        (void) state;
+#define KEEP(kind, by, ...)                                                                    \
+        do {                                                                                   \
+                char data[1024];                                                               \
+                snprintf(data, sizeof data, __VA_ARGS__);                                      \
+                events[n] = event_new(f->seq + 1, kind, by, data);                             \
+                assert_int_equal(group_state_apply(f->gs, events[n]), 0);                      \
+                f->seq++;                                                                      \
+                n++;                                                                           \
+        } while (0)
+        KEEP("actor.added", "operator", "{\"actor_id\":\"a\"}");
+        KEEP("actor.added", "operator", "{\"actor_id\":\"b\"}");
+        KEEP("chat.message", "a", "{\"to\":[\"b\"],\"reply_required\":true}");
+        m = eid(f->seq);
+        KEEP("system.notify", "conclave", REMINDER("reply", "b", m, 1), m);
+        KEEP("schedule.added", "operator", "{\"kind\":\"every\",\"every_usec\":60000000}");
+        sch = eid(f->seq);
+        KEEP("chat.message", "operator", "{\"schedule_id\":\"%s\",\"due\":\"2026-11-22T14:37:41.123Z\",\"missed\":0}", sch);
+        KEEP("system.notify", "conclave", REMINDER("reply", "b", m, 2), m);
+        KEEP("schedule.added", "operator", "{\"kind\":\"at\",\"at\":\"2026-11-22T18:00:00Z\"}");
+
+        assert_int_equal(group_state_new(&rebuilt), 0);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(group_state_apply(rebuilt, events[i]), 0);
+                json_object_put(events[i]);
+        }
+        assert_true(group_state_equal(f->gs, rebuilt));
+        /* Each difference is seen. */
+        {
+                _cleanup_json_ struct json_object *e = event_new(f->seq + 1, "chat.message", "operator", NULL);
+                json_object_object_add(e, "data", json_tokener_parse("{}"));
+                json_object_object_add(json_object_object_get(e, "data"), "schedule_id", json_object_new_string(sch));
+                assert_int_equal(group_state_apply(rebuilt, e), 0);
+                assert_false(group_state_equal(f->gs, rebuilt));
+        }
+        group_state_free(rebuilt);
+#undef KEEP
+}
+
+static void test_from_json_rejects_automation(void **state) {
+#define HEAD "{\"format_version\":1,\"last_seq\":9,\"members\":[\"a\",\"b\"],\"cursors\":{},"
+#define OBL(extra) "\"obligations\":[{\"kind\":\"reply\",\"actor_id\":\"b\",\"event_id\":\"01JD0000000000000000000005\"," \
+                   "\"seq\":5,\"from\":\"a\",\"created_ms\":1" extra "}]"
+#define SCH(x) "\"obligations\":[],\"schedules\":[" x "]}"
+#define E1 "\"id\":\"01JD0000000000000000000003\",\"seq\":3,\"created_ms\":1,\"last_due_ms\":0,\"runs\":0"
+#define E2 "\"id\":\"01JD0000000000000000000004\",\"seq\":4,\"created_ms\":1,\"last_due_ms\":0,\"runs\":0"
+        static const char *const good[] = {
+                HEAD OBL(",\"reminders\":2,\"reminded_ms\":5") "}",
+                HEAD SCH("{" E1 ",\"kind\":\"every\",\"every_usec\":1000000},{" E2 ",\"kind\":\"cron\",\"cron\":\"@daily\"}"),
+                HEAD SCH("{" E1 ",\"kind\":\"at\",\"at_ms\":77}"),
+                HEAD SCH(""),
+        };
+        static const char *const bad[] = {
+                HEAD OBL(",\"reminders\":0,\"reminded_ms\":5") "}",
+                HEAD OBL(",\"reminders\":2") "}",
+                HEAD OBL(",\"reminded_ms\":5") "}",
+                HEAD OBL(",\"reminders\":\"2\",\"reminded_ms\":5") "}",
+                HEAD OBL(",\"reminders\":4294967296,\"reminded_ms\":5") "}",
+                HEAD "\"obligations\":[],\"schedules\":{}}",
+                HEAD SCH("{" E1 ",\"kind\":\"every\"}"),
+                HEAD SCH("{" E1 ",\"kind\":\"every\",\"every_usec\":0}"),
+                HEAD SCH("{" E1 ",\"kind\":\"at\",\"at\":\"2026-11-22T18:00:00Z\"}"),
+                HEAD SCH("{" E1 ",\"kind\":\"cron\",\"cron\":\"\"}"),
+                HEAD SCH("{" E1 ",\"kind\":\"weekly\"}"),
+                HEAD SCH("{" E1 ",\"kind\":\"every\",\"every_usec\":1,\"x\":1}"),
+                HEAD SCH("{\"id\":\"01JD0000000000000000000003\",\"seq\":3,\"kind\":\"every\",\"every_usec\":1}"),
+                HEAD SCH("{\"id\":\"\",\"seq\":3,\"created_ms\":1,\"last_due_ms\":0,\"runs\":0,\"kind\":\"every\",\"every_usec\":1}"),
+                HEAD SCH("{\"id\":\"01JD0000000000000000000003\",\"seq\":10,\"created_ms\":1,\"last_due_ms\":0,\"runs\":0,"
+                         "\"kind\":\"every\",\"every_usec\":1}"), /* beyond last_seq */
+                HEAD SCH("{" E2 ",\"kind\":\"every\",\"every_usec\":1},{" E1 ",\"kind\":\"every\",\"every_usec\":1}"),
+                HEAD SCH("{" E1 ",\"kind\":\"every\",\"every_usec\":1},{" E1 ",\"kind\":\"every\",\"every_usec\":1}"),
+        };
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_json_ struct json_object *o = json_tokener_parse(good[i]);
+                struct group_state *gs = NULL;
+
+                assert_non_null(o);
+                if (group_state_from_json(o, &gs) != 0)
+                        fail_msg("refused: %s", good[i]);
+                group_state_free(roundtrip(gs));
+                group_state_free(gs);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_json_ struct json_object *o = json_tokener_parse(bad[i]);
+                struct group_state *gs = NULL;
+
+                assert_non_null(o);
+                if (group_state_from_json(o, &gs) != -EBADMSG)
+                        fail_msg("accepted: %s", bad[i]);
+        }
+#undef HEAD
+#undef OBL
+#undef SCH
+#undef E1
+#undef E2
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_reply_required_to_one, fixture_setup, fixture_teardown),
@@ -1318,6 +1591,11 @@ int main(void) {
                 cmocka_unit_test(test_equal_sees_member_order_and_cursors),
                 cmocka_unit_test(test_from_json_rejects),
                 cmocka_unit_test(test_randomized_against_reference),
+                cmocka_unit_test_setup_teardown(test_reminders_recorded, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_notify_addressed_to, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_schedules, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_rebuild_with_automation, fixture_setup, fixture_teardown),
+                cmocka_unit_test(test_from_json_rejects_automation),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
