@@ -87,7 +87,13 @@ static void answer_reply(struct http_request *req, struct json_object *reply, in
         if (code && streq(json_object_get_string(code), "internal"))
                 log_warning("supervisor error for %s %s: %s", req->method, req->path,
                             json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN));
-        http_request_respond_json(req, status_for_code(code ? json_object_get_string(code) : NULL), reply);
+        {
+                /* The API's error shape: {"error":{"code","message"}}, without the channel's "ok". */
+                _cleanup_json_ struct json_object *body = json_object_new_object();
+                if (body && err)
+                        json_object_object_add(body, "error", json_object_get(err));
+                http_request_respond_json(req, status_for_code(code ? json_object_get_string(code) : NULL), body);
+        }
 }
 
 static void on_reply(struct json_object *reply, int error, bool more, void *userdata) {

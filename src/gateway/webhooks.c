@@ -11,6 +11,7 @@
 #include "log.h"
 #include "macro.h"
 #include "paths.h"
+#include "proto.h"
 #include "webhook_verify.h"
 #include "webhooks.h"
 
