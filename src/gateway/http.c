@@ -16,7 +16,9 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "api.h"
 #include "http.h"
+#include "request.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
@@ -27,9 +29,6 @@
 #define HTTP_CONNECTION_TIMEOUT_SEC 30u
 #define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 64 * 1024)
 
-#define HTTP_ADDRESS_MAX (INET6_ADDRSTRLEN + 32)
-/* Request paths are client data; only this much of one goes into a log entry. */
-#define HTTP_LOG_PATH_MAX 256
 
 struct http_listener {
         struct http_server *server;
@@ -44,19 +43,13 @@ struct http_listener {
 
 struct http_server {
         sd_event *event;
+        struct gateway_api *api;        /* what requests mean; NULL: only /healthz */
+        sd_event_source *run_defer;     /* runs MHD after a suspended connection was resumed */
         struct http_listener *listener; /* NULL when not listening */
         int activated_fd;               /* from sd_listen_fds(), -1 without socket activation */
         bool disabled;                  /* [gateway] enabled = false */
+        bool loopback;                  /* the listener accepts loopback connections only */
         uint64_t start_usec;            /* CLOCK_MONOTONIC, for /healthz uptime */
-};
-
-/* Per-request state, created when the request line arrives and freed when MHD is done with it. */
-struct http_request {
-        uint64_t start_usec;
-        bool headers_seen;
-        unsigned status; /* 0 until a response is queued */
-        char method[16];
-        char path[HTTP_LOG_PATH_MAX];
 };
 
 /* ---- addresses --------------------------------------------------------------------------- */
@@ -171,52 +164,92 @@ static int json_add(struct json_object *o, const char *key, struct json_object *
         return 0;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *con, struct http_request *req,
-                                    unsigned status, struct json_object *body, const char *allow) {
-        struct MHD_Response *response;
+int http_response_add_common_headers(struct MHD_Response *response, const char *content_type) {
+        if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_NO ||
+            MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_NO ||
+            MHD_add_response_header(response, "X-Content-Type-Options", "nosniff") == MHD_NO)
+                return -ENOMEM;
+        return 0;
+}
+
+static void server_schedule_run(struct http_server *s);
+
+void http_request_respond(struct http_request *req, unsigned status, struct MHD_Response *response) {
+        if (req->response || req->response_status || req->status) {
+                /* Answered already (e.g. a timeout raced the reply): keep the first answer. */
+                if (response)
+                        MHD_destroy_response(response);
+                return;
+        }
+        req->response = response;
+        req->response_status = status;
+        if (req->suspended) {
+                req->suspended = false;
+                MHD_resume_connection(req->con);
+                server_schedule_run(req->server);
+        }
+}
+
+void http_request_respond_json(struct http_request *req, unsigned status, struct json_object *body) {
+        struct MHD_Response *response = NULL;
         _cleanup_free_ char *text = NULL;
-        enum MHD_Result ret;
         const char *s;
 
-        s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        if (!s || asprintf(&text, "%s\n", s) < 0)
-                return MHD_NO;
-        response = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
-        if (!response)
-                return MHD_NO;
-        if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") == MHD_NO ||
-            MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_NO ||
-            MHD_add_response_header(response, "X-Content-Type-Options", "nosniff") == MHD_NO ||
-            (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) == MHD_NO)) {
+        s = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+        if (s && asprintf(&text, "%s\n", s) >= 0)
+                response = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY);
+        if (response && http_response_add_common_headers(response, "application/json") < 0) {
                 MHD_destroy_response(response);
-                return MHD_NO;
+                response = NULL;
         }
-        ret = MHD_queue_response(con, status, response);
-        MHD_destroy_response(response);
-        if (ret == MHD_YES && req)
-                req->status = status;
-        return ret;
+        /* NULL: the connection is closed, and logged as a 500. */
+        http_request_respond(req, response ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, response);
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *con, struct http_request *req,
-                                     unsigned status, const char *code, const char *message,
-                                     const char *allow) {
+void http_request_respond_error(struct http_request *req, unsigned status, const char *code, const char *fmt, ...) {
         _cleanup_json_ struct json_object *body = json_object_new_object();
         struct json_object *error = json_object_new_object();
+        char message[1024];
+        va_list ap;
 
-        if (!body) {
-                json_object_put(error);
-                return MHD_NO;
-        }
-        if (json_add(body, "error", error) < 0 ||
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        if (!body || json_add(body, "error", error) < 0 ||
             json_add(error, "code", json_object_new_string(code)) < 0 ||
-            json_add(error, "message", json_object_new_string(message)) < 0)
-                return MHD_NO;
-        return respond_json(con, req, status, body, allow);
+            json_add(error, "message", json_object_new_string(message)) < 0) {
+                if (!body)
+                        json_object_put(error);
+                http_request_respond(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+                return;
+        }
+        http_request_respond_json(req, status, body);
 }
 
-static enum MHD_Result respond_healthz(struct http_server *s, struct MHD_Connection *con,
-                                       struct http_request *req) {
+const char *http_request_header(struct http_request *req, const char *name) {
+        return MHD_lookup_connection_value(req->con, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(struct http_request *req, const char *name) {
+        return MHD_lookup_connection_value(req->con, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void http_request_wake(struct http_request *req) {
+        if (req->suspended && !req->done) {
+                req->suspended = false;
+                MHD_resume_connection(req->con);
+                server_schedule_run(req->server);
+        }
+}
+
+void http_request_suspend(struct http_request *req) {
+        if (!req->suspended && !req->done) {
+                req->suspended = true;
+                MHD_suspend_connection(req->con);
+        }
+}
+
+static void respond_healthz(struct http_server *s, struct http_request *req) {
         _cleanup_json_ struct json_object *body = json_object_new_object();
         uint64_t uptime = now_usec(CLOCK_MONOTONIC) - s->start_usec;
 
@@ -224,9 +257,11 @@ static enum MHD_Result respond_healthz(struct http_server *s, struct MHD_Connect
             json_add(body, "program", json_object_new_string("conclave-gateway")) < 0 ||
             json_add(body, "version", json_object_new_string(PACKAGE_VERSION)) < 0 ||
             json_add(body, "pid", json_object_new_int64((int64_t) getpid())) < 0 ||
-            json_add(body, "uptime_usec", json_object_new_uint64(uptime)) < 0)
-                return MHD_NO;
-        return respond_json(con, req, MHD_HTTP_OK, body, NULL);
+            json_add(body, "uptime_usec", json_object_new_uint64(uptime)) < 0) {
+                http_request_respond(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+                return;
+        }
+        http_request_respond_json(req, MHD_HTTP_OK, body);
 }
 
 /* ---- request handling -------------------------------------------------------------------- */
@@ -241,52 +276,132 @@ static void copy_printable(char *dst, size_t size, const char *src) {
         dst[i] = 0;
 }
 
-static bool request_has_body(struct MHD_Connection *con) {
-        const char *length = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+static void client_address(struct http_request *req) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(req->con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        struct sockaddr_storage sa = {};
+        socklen_t len;
+        char *colon;
 
-        return (length && !streq(length, "0")) ||
-                MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (!info || !info->client_addr)
+                return;
+        switch (info->client_addr->sa_family) {
+        case AF_INET: len = sizeof(struct sockaddr_in); break;
+        case AF_INET6: len = sizeof(struct sockaddr_in6); break;
+        default: snprintf(req->client, sizeof req->client, "local"); req->client_loopback = true; return;
+        }
+        memcpy(&sa, info->client_addr, len);
+        req->client_loopback = sockaddr_is_loopback(&sa);
+        format_sockaddr(&sa, len, req->client, sizeof req->client);
+        /* Rate limits and logs key on the host, not the ephemeral port: "1.2.3.4", "[::1]". */
+        colon = strrchr(req->client, ':');
+        if (colon)
+                *colon = 0;
 }
 
 static void *on_request_line(void *userdata, const char *uri, struct MHD_Connection *con) {
+        struct http_listener *l = userdata;
         struct http_request *req = calloc(1, sizeof *req);
 
         /* The full URI may carry secrets in its query string: it is never stored or logged. */
-        if (req)
-                req->start_usec = now_usec(CLOCK_MONOTONIC);
+        if (!req)
+                return NULL;
+        req->server = l->server;
+        req->con = con;
+        req->start_usec = now_usec(CLOCK_MONOTONIC);
+        client_address(req);
         return req;
+}
+
+static enum MHD_Result queue_pending(struct http_request *req) {
+        enum MHD_Result ret;
+
+        if (!req->response) {
+                /* Nothing to send (allocation failure): close the connection. */
+                req->status = req->response_status ? req->response_status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+                return MHD_NO;
+        }
+        ret = MHD_queue_response(req->con, req->response_status, req->response);
+        MHD_destroy_response(req->response);
+        req->response = NULL;
+        if (ret == MHD_YES)
+                req->status = req->response_status;
+        return ret;
+}
+
+static bool request_has_body(struct http_request *req) {
+        const char *length = http_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+        return (length && !streq(length, "0")) || http_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_userdata) {
         struct http_listener *l = userdata;
+        struct http_server *s = l->server;
         struct http_request *req = *req_userdata;
 
-        if (req && req->status != 0) {
+        if (!req)
+                return MHD_NO;
+        if (req->status != 0) {
                 /* Answered already; drop whatever body is still arriving. */
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        if (req && !req->headers_seen) {
+        if (!req->headers_seen) {
                 req->headers_seen = true;
                 copy_printable(req->method, sizeof req->method, method);
                 copy_printable(req->path, sizeof req->path, url);
-                /* A response queued now, before MHD has read the whole request, makes it close
-                 * the connection. That is right for an unwanted body (no endpoint takes one yet),
-                 * but a bodiless request is answered on the next call to keep the connection. */
-                if (!request_has_body(con))
-                        return MHD_YES;
+                if (streq(url, "/healthz")) {
+                        if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD))
+                                http_request_respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                                           "/healthz supports GET and HEAD");
+                        else
+                                respond_healthz(s, req);
+                } else if (!s->api)
+                        http_request_respond_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+                else
+                        (void) gateway_api_check_headers(s->api, req);
+                /* An answer queued before the whole request is read makes MHD close the
+                 * connection: right for a refused body; a bodiless request is answered on the
+                 * next call, which keeps the connection. */
+                if (req->response_status && request_has_body(req))
+                        return queue_pending(req);
+                return MHD_YES;
         }
+        if (req->response_status)
+                return queue_pending(req);
+        if (*upload_data_size > 0) {
+                size_t max = s->api ? gateway_api_max_body(s->api) : 0;
+                char *n;
 
-        if (streq(url, "/healthz")) {
-                if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD))
-                        return respond_error(con, req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                             "/healthz supports GET and HEAD", "GET, HEAD");
-                return respond_healthz(l->server, con, req);
+                if (req->body_len + *upload_data_size > max) {
+                        *upload_data_size = 0;
+                        http_request_respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                                                   "request body exceeds %zu bytes ([gateway] max_body)", max);
+                        return queue_pending(req);
+                }
+                n = realloc(req->body, req->body_len + *upload_data_size + 1);
+                if (!n)
+                        return MHD_NO;
+                req->body = n;
+                memcpy(req->body + req->body_len, upload_data, *upload_data_size);
+                req->body_len += *upload_data_size;
+                req->body[req->body_len] = 0;
+                *upload_data_size = 0;
+                return MHD_YES;
         }
-        return respond_error(con, req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint", NULL);
+        if (!req->dispatched) {
+                req->dispatched = true;
+                gateway_api_handle(s->api, req);
+        }
+        if (req->response_status)
+                return queue_pending(req);
+        if (req->sse)
+                return MHD_YES; /* its response is queued already */
+        /* The answer comes later: park the connection until then. */
+        http_request_suspend(req);
+        return MHD_YES;
 }
 
 static const char *termination_to_string(enum MHD_RequestTerminationCode how) {
@@ -302,25 +417,35 @@ static const char *termination_to_string(enum MHD_RequestTerminationCode how) {
 
 static void on_request_done(void *userdata, struct MHD_Connection *con, void **req_userdata,
                             enum MHD_RequestTerminationCode how) {
+        struct http_listener *l = userdata;
         struct http_request *req = *req_userdata;
-        char fields[HTTP_LOG_PATH_MAX + 160];
+        char fields[HTTP_LOG_PATH_MAX + HTTP_ADDRESS_MAX + 200];
         uint64_t latency;
+        int level;
 
         if (!req)
                 return;
         *req_userdata = NULL;
-        if (log_get_max_level() >= LOG_DEBUG) {
-                latency = now_usec(CLOCK_MONOTONIC) - req->start_usec;
+        req->done = true;
+        latency = now_usec(CLOCK_MONOTONIC) - req->start_usec;
+        /* Every API request is worth a line; health probes only when debugging. */
+        level = streq(req->path, "/healthz") || streq(req->path, "/readyz") ? LOG_DEBUG : LOG_INFO;
+        if (log_get_max_level() >= level) {
                 snprintf(fields, sizeof fields,
                          "CONCLAVE_HTTP_STATUS=%u\nCONCLAVE_HTTP_METHOD=%s\nCONCLAVE_HTTP_PATH=%s\n"
-                         "CONCLAVE_HTTP_LATENCY_USEC=%" PRIu64,
-                         req->status, req->method, req->path, latency);
-                log_fields_errno(LOG_DEBUG, 0, fields, "%s %s %u %" PRIu64 ".%03" PRIu64 "ms%s%s",
+                         "CONCLAVE_HTTP_CLIENT=%s\nCONCLAVE_HTTP_LATENCY_USEC=%" PRIu64,
+                         req->status, req->method, req->path, req->client, latency);
+                log_fields_errno(level, 0, fields, "%s %s %u %" PRIu64 ".%03" PRIu64 "ms %s%s%s",
                                  *req->method ? req->method : "-", *req->path ? req->path : "-",
-                                 req->status, latency / USEC_PER_MSEC, latency % USEC_PER_MSEC,
+                                 req->status, latency / USEC_PER_MSEC, latency % USEC_PER_MSEC, req->client,
                                  how == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ", ",
                                  termination_to_string(how));
         }
+        if (l->server->api)
+                gateway_api_request_done(l->server->api, req);
+        if (req->response)
+                MHD_destroy_response(req->response);
+        free(req->body);
         free(req);
 }
 
@@ -373,6 +498,25 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         return listener_run(userdata);
 }
 
+static int on_run_defer(sd_event_source *source, void *userdata) {
+        struct http_server *s = userdata;
+
+        return s->listener ? listener_run(s->listener) : 0;
+}
+
+/* A connection resumed outside MHD_run() is processed only by the next run: do it at the end of
+ * this loop iteration, once for however many were resumed. */
+static void server_schedule_run(struct http_server *s) {
+        int r = 0;
+
+        if (!s->run_defer)
+                r = sd_event_add_defer(s->event, &s->run_defer, on_run_defer, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->run_defer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "cannot schedule HTTP processing; a request may stall until the next timeout");
+}
+
 /* ---- listeners --------------------------------------------------------------------------- */
 
 static struct http_listener *listener_free(struct http_listener *l) {
@@ -411,7 +555,7 @@ static int listener_new(struct http_server *s, int fd, struct http_listener **re
         format_sockaddr(&sa, len, l->address, sizeof l->address);
 
         l->daemon = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, l,
                 /* First, so that every message of MHD's goes through it. */
                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
@@ -511,7 +655,7 @@ static int check_exposure(const struct http_server *s, const struct config *c) {
                 snprintf(where, sizeof where, "[gateway] bind = \"%s\"", c->gateway_bind);
         }
         if (loopback || (auth && c->gateway_allow_public_bind))
-                return 0;
+                return loopback ? 1 : 0;
         return log_error_errno(EPERM, "refusing to listen: %s is not a loopback address and %s%s%s; "
                                "bind to 127.0.0.1 or ::1, or set [gateway] token_file (or "
                                "CONCLAVE_WEB_TOKEN) and allow_public_bind = true",
@@ -556,6 +700,7 @@ struct http_server *http_server_free(struct http_server *s) {
         if (!s)
                 return NULL;
         listener_free(s->listener);
+        sd_event_source_disable_unref(s->run_defer);
         if (s->activated_fd >= 0)
                 close(s->activated_fd);
         sd_event_unref(s->event);
@@ -617,6 +762,7 @@ int http_server_apply_config(struct http_server *s, const struct config *c) {
         r = check_exposure(s, c);
         if (r < 0)
                 return r;
+        s->loopback = r > 0;
         if (s->listener && listener_matches(s->listener, c)) {
                 s->disabled = false;
                 return 0;
@@ -643,6 +789,14 @@ int http_server_apply_config(struct http_server *s, const struct config *c) {
         s->listener = l;
         s->disabled = false;
         return 0;
+}
+
+bool http_server_loopback_only(const struct http_server *s) {
+        return s->loopback;
+}
+
+void http_server_set_api(struct http_server *s, struct gateway_api *api) {
+        s->api = api;
 }
 
 void http_server_status(const struct http_server *s, char *buf, size_t size) {

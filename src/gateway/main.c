@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "http.h"
 #include "log.h"
 #include "macro.h"
@@ -16,6 +17,7 @@
 
 struct gateway {
         struct http_server *http;
+        struct gateway_api *api;
 };
 
 static int gateway_apply_config(struct worker *w, const struct config *c, bool initial) {
@@ -27,7 +29,16 @@ static int gateway_apply_config(struct worker *w, const struct config *c, bool i
                 if (r < 0)
                         return r;
         }
+        if (!g->api) {
+                r = gateway_api_new(w->event, w, &g->api);
+                if (r < 0)
+                        return log_error_errno(r, "cannot set up the API");
+                http_server_set_api(g->http, g->api);
+        }
         r = http_server_apply_config(g->http, c);
+        /* The API's token and limits follow the listener (an open API needs a loopback one). */
+        if (r >= 0)
+                r = gateway_api_apply_config(g->api, c, http_server_loopback_only(g->http));
         /* A failed reload may still have changed what we serve (see http.h); say so. */
         if (r < 0 && !initial)
                 worker_update_status(w);
@@ -68,6 +79,7 @@ int main(int argc, char *argv[]) {
 
         /* Stop MHD (closing every connection) while the loop it is attached to still exists. */
         http_server_freep(&gateway.http);
+        gateway_api_freep(&gateway.api);
         worker_done(&w);
         return r;
 }

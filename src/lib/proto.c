@@ -10,7 +10,7 @@
 #include "macro.h"
 #include "proto.h"
 
-int proto_send(int fd, const char *type, uint64_t id, struct json_object *data) {
+int proto_encode(const char *type, uint64_t id, struct json_object *data, char **ret, size_t *ret_len) {
         _cleanup_json_ struct json_object *msg = json_object_new_object();
         const char *s;
         size_t len;
@@ -29,6 +29,21 @@ int proto_send(int fd, const char *type, uint64_t id, struct json_object *data) 
         len = strlen(s);
         if (len > PROTO_PACKET_MAX)
                 return -EMSGSIZE;
+        *ret = strndup(s, len);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_len = len;
+        return 0;
+}
+
+int proto_send(int fd, const char *type, uint64_t id, struct json_object *data) {
+        _cleanup_free_ char *s = NULL;
+        size_t len;
+        int r;
+
+        r = proto_encode(type, id, data, &s, &len);
+        if (r < 0)
+                return r;
         for (bool raised = false;;) {
                 ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
                 if (n >= 0)

@@ -15,6 +15,9 @@
  * -EMSGSIZE when the encoded packet exceeds PROTO_PACKET_MAX. */
 int proto_send(int fd, const char *type, uint64_t id, struct json_object *data);
 
+/* The packet proto_send() would send, newly allocated (not NUL-counted in *ret_len). */
+int proto_encode(const char *type, uint64_t id, struct json_object *data, char **ret, size_t *ret_len);
+
 /* Receives one packet. 0 with *ret set; -EAGAIN when nothing is queued; -ECONNRESET on EOF;
  * -EPROTO for a packet that is not a valid message of our version (the packet is consumed). */
 int proto_recv(int fd, struct json_object **ret);

@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "proto.h"
+#include "proto_link.h"
 #include "worker.h"
 
 static void worker_help(const char *program, const char *description) {
@@ -139,39 +140,34 @@ static int handle_config_message(struct worker *w, struct json_object *msg) {
         return 0;
 }
 
-static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static void on_channel_message(struct proto_link *l, struct json_object *msg, void *userdata) {
+        struct worker *w = userdata;
+        int r;
+
+        if (streq(proto_type(msg), "config"))
+                r = handle_config_message(w, msg);
+        else if (w->ops->message)
+                r = w->ops->message(w, msg);
+        else {
+                log_debug("ignoring message of type %s", proto_type(msg));
+                r = 0;
+        }
+        if (r < 0)
+                log_warning_errno(r, "handling %s message failed", proto_type(msg));
+}
+
+static void on_channel_closed(struct proto_link *l, void *userdata) {
         struct worker *w = userdata;
 
-        for (;;) {
-                _cleanup_json_ struct json_object *msg = NULL;
-                int r = proto_recv(fd, &msg);
-
-                if (r == -EAGAIN)
-                        return 0;
-                if (r == -ECONNRESET || (r < 0 && r != -EPROTO)) {
-                        /* Without a supervisor there is nobody to serve: stop cleanly. */
-                        log_notice("supervisor channel closed, exiting");
-                        return sd_event_exit(w->event, 0);
-                }
-                if (r == -EPROTO) {
-                        log_warning("ignoring malformed packet from the supervisor");
-                        continue;
-                }
-                if (streq(proto_type(msg), "config"))
-                        r = handle_config_message(w, msg);
-                else if (w->ops->message)
-                        r = w->ops->message(w, msg);
-                else
-                        log_debug("ignoring message of type %s", proto_type(msg));
-                if (r < 0)
-                        log_warning_errno(r, "handling %s message failed", proto_type(msg));
-        }
+        /* Without a supervisor there is nobody to serve: stop cleanly. */
+        log_notice("supervisor channel closed, exiting");
+        (void) sd_event_exit(w->event, 0);
 }
 
 int worker_send(struct worker *w, const char *type, uint64_t id, struct json_object *data) {
-        if (w->channel_fd < 0)
+        if (!w->link)
                 return 0;
-        return proto_send(w->channel_fd, type, id, data);
+        return proto_link_send(w->link, type, id, data);
 }
 
 int worker_init(struct worker *w, const char *program, const struct worker_ops *ops,
@@ -179,7 +175,7 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
         sigset_t mask;
         int r;
 
-        *w = (struct worker){ .program = program, .ops = ops, .userdata = userdata, .channel_fd = -1 };
+        *w = (struct worker){ .program = program, .ops = ops, .userdata = userdata };
         log_setup(program, LOG_TARGET_AUTO);
 
         r = sd_event_default(&w->event);
@@ -200,10 +196,12 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
 
         r = proto_channel_fd_from_env();
         if (r >= 0) {
-                w->channel_fd = r;
-                r = sd_event_add_io(w->event, &w->channel_source, w->channel_fd, EPOLLIN, on_channel, w);
-                if (r < 0)
+                int fd = r;
+                r = proto_link_new(w->event, fd, on_channel_message, on_channel_closed, w, &w->link);
+                if (r < 0) {
+                        close(fd);
                         return log_error_errno(r, "cannot watch supervisor channel");
+                }
                 return 0;
         }
         if (r != -ENOENT)
@@ -238,9 +236,7 @@ int worker_run(struct worker *w) {
 }
 
 void worker_done(struct worker *w) {
-        sd_event_source_disable_unref(w->channel_source);
-        if (w->channel_fd >= 0)
-                close(w->channel_fd);
+        proto_link_freep(&w->link);
         config_free(w->config);
         sd_event_unref(w->event);
 }

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "proto_link.h"
 
 struct worker;
 
@@ -24,8 +25,7 @@ struct worker_ops {
 struct worker {
         const char *program;
         sd_event *event;
-        int channel_fd; /* -1 when standalone */
-        sd_event_source *channel_source;
+        struct proto_link *link; /* to the supervisor; NULL when standalone */
         struct config *config;
         const struct worker_ops *ops;
         void *userdata;

@@ -15,7 +15,9 @@
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
+#include "proto_link.h"
 #include "supervisor.h"
+#include "workers.h"
 
 #define CONTROL_CONNECTIONS_MAX 64
 #define CONTROL_REQUEST_MAX (1024u * 1024u)
@@ -35,9 +37,12 @@ struct control_conn {
 };
 
 struct control_request {
-        struct control_conn *conn; /* NULL once the client went away */
-        struct control_request *next;
+        struct control_conn *conn;   /* a CLI client; NULL once it went away */
+        struct worker_proc *worker;  /* or a worker over its channel; NULL once it went away */
+        uint64_t worker_call_id;
+        struct control_request *next; /* in conn->requests or worker->requests */
         bool streaming;
+        sd_event_source *end_source; /* ends a worker stream that overflowed */
         void (*on_close)(struct control_request *req, void *userdata);
         void *userdata;
 };
@@ -53,6 +58,8 @@ struct control_server {
 
 static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups, control_ops_backup,
                                                       control_ops_automation };
+
+static void request_close_stream(struct control_request *req);
 
 static void conn_unlink_request(struct control_conn *c, struct control_request *req) {
         for (struct control_request **p = &c->requests; *p; p = &(*p)->next)
@@ -77,11 +84,8 @@ static void conn_free(struct control_conn *c) {
                 c->requests = req->next;
                 req->conn = NULL;
                 req->next = NULL;
-                if (req->streaming) {
-                        if (req->on_close)
-                                req->on_close(req, req->userdata);
-                        free(req);
-                }
+                if (req->streaming)
+                        request_close_stream(req);
         }
         sd_event_source_disable_unref(c->source);
         close(c->fd);
@@ -132,13 +136,50 @@ static int conn_queue(struct control_conn *c, struct json_object *reply) {
         return conn_queue_text(c, json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
 }
 
+static void worker_unlink_request(struct worker_proc *w, struct control_request *req) {
+        for (struct control_request **p = &w->requests; *p; p = &(*p)->next)
+                if (*p == req) {
+                        *p = req->next;
+                        return;
+                }
+}
+
 static void request_finish(struct control_request *req, struct json_object *reply) {
         if (req->conn) {
                 conn_unlink_request(req->conn, req);
                 if (reply && conn_queue(req->conn, reply) < 0)
                         req->conn->closing = true;
+        } else if (req->worker) {
+                int r;
+                worker_unlink_request(req->worker, req);
+                r = reply ? proto_link_send(req->worker->link, "reply", req->worker_call_id, reply) : 0;
+                if (r < 0)
+                        log_warning_errno(r, "cannot answer a request of worker %s", req->worker->name);
         }
         free(req);
+}
+
+/* A stream ends: on_close releases what points at it. */
+static void request_close_stream(struct control_request *req) {
+        if (req->on_close)
+                req->on_close(req, req->userdata);
+        sd_event_source_disable_unref(req->end_source);
+        free(req);
+}
+
+static int on_stream_overflow(sd_event_source *src, void *userdata) {
+        struct control_request *req = userdata;
+        struct worker_proc *w = req->worker;
+
+        if (w) {
+                worker_unlink_request(w, req);
+                req->worker = NULL;
+                /* Queued behind everything else; if even this does not fit, the worker learns
+                 * from the call's absence of lines and its own timeout. */
+                (void) proto_link_send(w->link, "stream.end", req->worker_call_id, NULL);
+        }
+        request_close_stream(req);
+        return 0;
 }
 
 void control_request_reply(struct control_request *req, struct json_object *result) {
@@ -165,7 +206,7 @@ void control_request_error(struct control_request *req, const char *code, const 
 
 int control_request_stream_begin(struct control_request *req,
                                  void (*on_close)(struct control_request *req, void *userdata), void *userdata) {
-        if (!req->conn)
+        if (!req->conn && !req->worker)
                 return -ENOTCONN;
         req->streaming = true;
         req->on_close = on_close;
@@ -176,6 +217,18 @@ int control_request_stream_begin(struct control_request *req,
 int control_request_stream_send(struct control_request *req, struct json_object *line) {
         int r;
 
+        if (req->worker) {
+                struct worker_proc *w = req->worker;
+                r = proto_link_send(w->link, "stream", req->worker_call_id, line);
+                if (r == -ENOBUFS && !req->end_source) {
+                        /* The worker is far behind: end the stream (it re-subscribes from its last
+                         * seq), but not from inside the caller, which may be walking its list. */
+                        log_warning("ending a stream to worker %s, which is more than 64 MiB behind", w->name);
+                        if (sd_event_add_defer(w->supervisor->event, &req->end_source, on_stream_overflow, req) >= 0)
+                                (void) sd_event_source_set_enabled(req->end_source, SD_EVENT_ONESHOT);
+                }
+                return r;
+        }
         if (!req->conn)
                 return -ENOTCONN;
         r = conn_queue(req->conn, line);
@@ -195,14 +248,47 @@ static const struct control_op *find_op(const char *name) {
         return NULL;
 }
 
-static int conn_handle_line(struct control_conn *c, const char *line, size_t len) {
-        struct supervisor *s = c->server->supervisor;
-        _cleanup_json_ struct json_object *req_json = NULL, *reply = NULL, *empty = NULL;
-        struct json_tokener *tok = json_tokener_new();
+/* Runs an operation for req (from either transport); the handler answers it. */
+static void dispatch(struct supervisor *s, struct control_request *req, struct json_object *request) {
+        _cleanup_json_ struct json_object *empty = NULL;
         struct json_object *op = NULL, *args = NULL;
         const struct control_op *handler;
-        struct control_request *req;
         int r;
+
+        if (!request || !json_object_is_type(request, json_type_object) ||
+            !json_object_object_get_ex(request, "op", &op) || !json_object_is_type(op, json_type_string)) {
+                control_request_error(req, "bad_request", "expected {\"op\":\"…\",\"args\":{…}}");
+                return;
+        }
+        if (json_object_object_get_ex(request, "args", &args) && !json_object_is_type(args, json_type_object)) {
+                control_request_error(req, "bad_request", "\"args\" must be an object");
+                return;
+        }
+        if (!args) {
+                empty = json_object_new_object();
+                if (!empty) {
+                        control_request_error(req, "internal", "out of memory");
+                        return;
+                }
+                args = empty;
+        }
+        handler = find_op(json_object_get_string(op));
+        if (!handler) {
+                control_request_error(req, "unknown_op", "unknown operation \"%.64s\"", json_object_get_string(op));
+                return;
+        }
+        r = handler->handler(s, req, args);
+        if (r < 0) {
+                /* The handler did not answer: report the failure for it. */
+                log_error_errno(r, "control operation %s failed", handler->name);
+                control_request_error(req, "internal", "%s", strerror(-r));
+        }
+}
+
+static int conn_handle_line(struct control_conn *c, const char *line, size_t len) {
+        _cleanup_json_ struct json_object *req_json = NULL;
+        struct json_tokener *tok = json_tokener_new();
+        struct control_request *req;
 
         if (!tok)
                 return -ENOMEM;
@@ -211,39 +297,55 @@ static int conn_handle_line(struct control_conn *c, const char *line, size_t len
                 req_json = (json_object_put(req_json), NULL);
         json_tokener_free(tok);
 
-        if (!req_json || !json_object_is_type(req_json, json_type_object) ||
-            !json_object_object_get_ex(req_json, "op", &op) || !json_object_is_type(op, json_type_string)) {
-                reply = control_error_new("bad_request", "expected {\"op\":\"…\",\"args\":{…}}");
-                return reply ? conn_queue(c, reply) : -ENOMEM;
-        }
-        if (json_object_object_get_ex(req_json, "args", &args) && !json_object_is_type(args, json_type_object)) {
-                reply = control_error_new("bad_request", "\"args\" must be an object");
-                return reply ? conn_queue(c, reply) : -ENOMEM;
-        }
-        if (!args) {
-                empty = json_object_new_object();
-                args = empty;
-        }
-        handler = find_op(json_object_get_string(op));
-        if (!handler) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "unknown operation \"%.64s\"", json_object_get_string(op));
-                reply = control_error_new("unknown_op", msg);
-                return reply ? conn_queue(c, reply) : -ENOMEM;
-        }
         req = calloc(1, sizeof *req);
         if (!req)
                 return -ENOMEM;
         req->conn = c;
         req->next = c->requests;
         c->requests = req;
-        r = handler->handler(s, req, args);
-        if (r < 0) {
-                /* The handler did not answer: report the failure for it. */
-                log_error_errno(r, "control operation %s failed", handler->name);
-                control_request_error(req, "internal", "%s", strerror(-r));
-        }
+        dispatch(c->server->supervisor, req, req_json);
         return 0;
+}
+
+void control_request_from_worker(struct supervisor *s, struct worker_proc *w, uint64_t id, struct json_object *data) {
+        struct control_request *req;
+
+        if (id == 0) {
+                log_warning("request without id from worker %s ignored", w->name);
+                return;
+        }
+        req = calloc(1, sizeof *req);
+        if (!req) {
+                _cleanup_json_ struct json_object *reply = control_error_new("internal", "out of memory");
+                (void) proto_link_send(w->link, "reply", id, reply);
+                return;
+        }
+        req->worker = w;
+        req->worker_call_id = id;
+        req->next = w->requests;
+        w->requests = req;
+        dispatch(s, req, data);
+}
+
+void control_request_cancel_from_worker(struct worker_proc *w, uint64_t id) {
+        for (struct control_request *req = w->requests; req; req = req->next)
+                if (req->worker_call_id == id && req->streaming) {
+                        worker_unlink_request(w, req);
+                        req->worker = NULL;
+                        request_close_stream(req);
+                        return;
+                }
+}
+
+void control_requests_detach_worker(struct worker_proc *w) {
+        while (w->requests) {
+                struct control_request *req = w->requests;
+                w->requests = req->next;
+                req->next = NULL;
+                req->worker = NULL;
+                if (req->streaming)
+                        request_close_stream(req);
+        }
 }
 
 static int conn_read(struct control_conn *c) {

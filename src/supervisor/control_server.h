@@ -27,6 +27,13 @@ extern const struct control_op control_ops_groups[];
 extern const struct control_op control_ops_backup[];
 extern const struct control_op control_ops_automation[];
 
+/* Requests from a worker over its channel (proto_link.h): answered with "reply" packets, streams
+ * with "stream" packets. A worker that goes away (detach) gets no answers; its streams end. */
+struct worker_proc;
+void control_request_from_worker(struct supervisor *s, struct worker_proc *w, uint64_t id, struct json_object *data);
+void control_request_cancel_from_worker(struct worker_proc *w, uint64_t id);
+void control_requests_detach_worker(struct worker_proc *w);
+
 int control_server_new(struct supervisor *s, const char *path, struct control_server **ret);
 struct control_server *control_server_free(struct control_server *c);
 

@@ -13,6 +13,7 @@
 #include "automation.h"
 #include "control_server.h"
 #include "fileio.h"
+#include "dedupe.h"
 #include "groups.h"
 #include "log.h"
 #include "macro.h"
@@ -426,6 +427,7 @@ static void group_free(struct group *g) {
                 actor_free(g->actors[i]);
         free(g->actors);
         group_state_free(g->gs);
+        dedupe_free(g->dedupe);
         sd_event_source_disable_unref(g->verify_source);
         ledger_verify_free(g->verify);
         ledger_close(g->ledger);
@@ -434,6 +436,25 @@ static void group_free(struct group *g) {
         free(g->title);
         free(g->dir);
         free(g);
+}
+
+void group_dedupe_remember(struct group *g, struct json_object *event) {
+        struct json_object *data = NULL, *v;
+        const char *id = jstr(event, "id"), *kind = jstr(event, "kind"), *ext, *channel;
+        char key[DEDUPE_KEY_MAX + 1];
+
+        if (!g->dedupe || !kind || !streq(kind, "chat.message") || !json_object_object_get_ex(event, "data", &data) ||
+            !(ext = jstr(data, "external_id")))
+                return;
+        channel = jstr(data, "channel");
+        snprintf(key, sizeof key, "%s:%s", channel ?: "api", ext);
+        if (json_object_object_get_ex(event, "seq", &v))
+                (void) dedupe_add(g->dedupe, key, id ?: "", json_object_get_uint64(v));
+}
+
+static int remember_one(struct json_object *event, void *userdata) {
+        group_dedupe_remember(userdata, event);
+        return 0;
 }
 
 static int group_open(struct group *g) {
@@ -514,6 +535,9 @@ static int group_open(struct group *g) {
                 g->last_event_ms = parse_iso_ms(jstr(last, "ts"));
                 event_id_observe(jstr(last, "id"));
         }
+        /* The external ids of the last messages, so channel retries after a restart are caught. */
+        if (dedupe_new(GROUP_DEDUPE_WINDOW, &g->dedupe) >= 0)
+                (void) ledger_tail(g->ledger, GROUP_DEDUPE_WINDOW, remember_one, g);
         group_verify_start(g);
         if (!*g->created) {
                 _cleanup_json_ struct json_object *first = NULL;
@@ -662,6 +686,15 @@ static void group_flush(struct group *g) {
         if (delivered && g->state == GROUP_ACTIVE)
                 for (size_t i = 0; i < g->n_actors; i++)
                         actor_pump(g->actors[i]);
+}
+
+uint64_t group_durable_seq(const struct group *g) {
+        for (const struct pending_event *p = g->pending; p; p = p->next) {
+                struct json_object *v;
+                if (p->event && json_object_object_get_ex(p->event, "seq", &v))
+                        return json_object_get_uint64(v) - 1;
+        }
+        return g->ledger ? ledger_last_seq(g->ledger) : 0;
 }
 
 void groups_flush(struct supervisor *s) {

@@ -54,10 +54,19 @@ struct group {
         size_t n_actors;
 
         struct pending_event *pending, **pending_tail;
+        struct dedupe *dedupe; /* external ids of recent messages (channel retries) */
 
         struct ledger_verify *verify; /* full check of the ledger running in the background */
         sd_event_source *verify_source;
 };
+
+/* The last seq that is durable under [runtime] ledger_sync (later ones wait for the group commit
+ * and reach followers when it is done). */
+uint64_t group_durable_seq(const struct group *g);
+/* How many recent external ids a group remembers (dedupe.h). */
+#define GROUP_DEDUPE_WINDOW 10000
+/* Remembers the external id of a chat.message event, if it has one. */
+void group_dedupe_remember(struct group *g, struct json_object *event);
 
 struct follower {
         struct control_request *req;

@@ -191,7 +191,7 @@ int supervisor_reload(struct supervisor *s) {
         s->reload_pending = 0;
         for (int i = 0; i < WORKER_MAX; i++) {
                 struct worker_proc *w = &s->workers[i];
-                if (w->pid > 0 && w->channel_fd >= 0 && worker_send_config(w, s->reload_id) >= 0)
+                if (w->pid > 0 && proto_link_is_open(w->link) && worker_send_config(w, s->reload_id) >= 0)
                         s->reload_pending++;
         }
         (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dedupe.h"
 #include "group_state.h"
 #include "groups.h"
 #include "macro.h"
@@ -62,8 +63,60 @@ static int find_message(struct group *g, const char *name, struct json_object **
         return 0;
 }
 
+/* Valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF) and no control
+ * characters but tab, newline and carriage return: what every channel can show. */
+static bool text_is_clean(const char *text) {
+        const unsigned char *p = (const unsigned char *) text;
+
+        while (*p) {
+                unsigned c = *p, need, cp;
+                if (c < 0x80) {
+                        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+                                return false;
+                        p++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        need = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        need = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        need = 3, cp = c & 0x07;
+                else
+                        return false;
+                for (unsigned i = 1; i <= need; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+                        return false;
+                p += need + 1;
+        }
+        return true;
+}
+
+static void dedupe_key(char *buf, size_t size, const struct message_args *m) {
+        snprintf(buf, size, "%s:%s", m->channel ?: "api", m->external_id);
+}
+
+static bool valid_external(const char *s, size_t max) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > max)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr("_.:@-", *s)))
+                        return false;
+        return true;
+}
+
 int message_post(struct group *g, const struct message_args *m, struct control_request *req, struct message_error *err) {
         _cleanup_json_ struct json_object *data = json_object_new_object(), *original = NULL, *to = NULL;
+        struct json_object *event = NULL; /* borrowed from the pending list */
+        char dkey[DEDUPE_KEY_MAX + 1];
         uint64_t original_seq = 0;
         int r;
 
@@ -76,6 +129,9 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
                 return fail(err, -EINVAL, "bad_request", "empty message text");
         if (strlen(m->text) > MESSAGE_TEXT_MAX)
                 return fail(err, -EINVAL, "bad_request", "message text longer than %u bytes", MESSAGE_TEXT_MAX);
+        if (!text_is_clean(m->text))
+                return fail(err, -EINVAL, "bad_request",
+                            "message text must be UTF-8 without control characters other than tab and newline");
         if (m->reply_to) {
                 struct json_object *seq;
                 r = find_message(g, m->reply_to, &original, err);
@@ -110,15 +166,40 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
                 json_object_array_add(to, json_object_new_string("@all"));
         }
 
+        if (m->external_id) {
+                const char *event_id;
+                uint64_t seq;
+                if (!valid_external(m->external_id, 128) || (m->channel && !valid_id(m->channel)) ||
+                    (m->external_from && !valid_external(m->external_from, 64)))
+                        return fail(err, -EINVAL, "bad_request",
+                                    "external_id (1-128), external_from (1-64) must be of [A-Za-z0-9_.:@-]; channel an id");
+                dedupe_key(dkey, sizeof dkey, m);
+                if (dedupe_find(g->dedupe, dkey, &event_id, &seq)) {
+                        /* A retried delivery: the same answer, once the original is durable. */
+                        _cleanup_json_ struct json_object *res = json_object_new_object();
+                        json_object_object_add(res, "event_id", json_object_new_string(event_id));
+                        json_object_object_add(res, "seq", json_object_new_uint64(seq));
+                        json_object_object_add(res, "group", json_object_new_string(g->id));
+                        json_object_object_add(res, "duplicate", json_object_new_boolean(1));
+                        return req ? group_reply_when_durable(g, req, res) : 0;
+                }
+                json_object_object_add(data, "external_id", json_object_new_string(m->external_id));
+                if (m->external_from)
+                        json_object_object_add(data, "external_from", json_object_new_string(m->external_from));
+        }
+        if (m->channel)
+                json_object_object_add(data, "channel", json_object_new_string(m->channel));
         json_object_object_add(data, "text", json_object_new_string(m->text));
         json_object_object_add(data, "to", json_object_get(to));
         if (original)
                 json_object_object_add(data, "reply_to", json_object_new_string(jstr(original, "id") ?: ""));
         json_object_object_add(data, "priority", json_object_new_string(m->attention ? "attention" : "normal"));
         json_object_object_add(data, "reply_required", json_object_new_boolean(m->reply_required));
-        r = group_append(g, "chat.message", m->by, data, req, NULL);
+        r = group_append(g, "chat.message", m->by, data, req, &event);
         if (r < 0)
                 return fail(err, r, "internal", "cannot append to the ledger: %s", strerror(-r));
+        if (m->external_id)
+                group_dedupe_remember(g, event);
 
         /* Answering a message means it was handled: the replier's cursor moves up to it. */
         /* Not for the operator: replying from the CLI does not say the rest was read (its

@@ -21,6 +21,9 @@ struct message_args {
         const char *reply_to;        /* event id or seq of a chat.message; NULL: not a reply */
         bool reply_required;
         bool attention;
+        const char *channel;         /* the channel it came through; NULL: none */
+        const char *external_id;     /* the platform's message or delivery id: stored once */
+        const char *external_from;   /* the platform user, when the actor stands for several */
 };
 
 /* Appends a chat.message; req (may be NULL) is answered once durable. A reply also moves the

@@ -14,6 +14,9 @@
 #include "timeutil.h"
 
 #define TAIL_MAX 10000
+#define EVENTS_RANGE_MAX 1000
+/* A page of events must fit one packet of the worker channel (PROTO_PACKET_MAX). */
+#define EVENTS_RANGE_BYTES_MAX (160 * 1024)
 #define INBOX_MAX 1000
 #define INBOX_SCAN_MAX 100000 /* events looked at per inbox.list */
 
@@ -419,6 +422,8 @@ static int post(struct supervisor *s, struct control_request *req, struct json_o
                 .to = to && !json_object_is_type(to, json_type_null) ? to : NULL,
                 .reply_to = reply ? arg_str(args, "event") : NULL,
                 .reply_required = arg_bool(args, "reply_required"), .attention = arg_bool(args, "attention"),
+                .channel = arg_str(args, "channel"), .external_id = arg_str(args, "external_id"),
+                .external_from = arg_str(args, "external_from"),
         };
         if (reply && !m.reply_to) {
                 control_request_error(req, "bad_request", "missing \"event\" (the id or seq of the message to answer)");
@@ -636,10 +641,82 @@ static int op_events_follow(struct supervisor *s, struct control_request *req, s
         json_object_object_add(first, "result", json_object_new_string("following"));
         (void) control_request_stream_send(req, first);
         if (g && arg_int(args, "after_seq", -1) >= 0) {
-                /* Events since the caller's last one, so a tail followed by -f misses nothing. */
+                /* Events since the caller's last one, so a tail followed by -f misses nothing;
+                 * only durable ones: the rest reach the stream when the group commit is done. */
                 int64_t after = arg_int(args, "after_seq", 0);
-                (void) ledger_read_range(g->ledger, (uint64_t) after, SIZE_MAX, replay_one, req);
+                uint64_t durable = group_durable_seq(g);
+                if ((uint64_t) after < durable)
+                        (void) ledger_read_range(g->ledger, (uint64_t) after, durable - (uint64_t) after, replay_one, req);
         }
+        return 0;
+}
+
+struct range {
+        struct json_object *list;
+        size_t bytes, max_bytes;
+        uint64_t last;
+};
+
+static int collect_bounded(struct json_object *event, void *userdata) {
+        struct range *rg = userdata;
+        size_t len = strlen(json_object_to_json_string_ext(event, JSON_C_TO_STRING_PLAIN));
+        struct json_object *v;
+
+        if (json_object_array_length(rg->list) > 0 && rg->bytes + len > rg->max_bytes)
+                return -ENOSPC; /* the caller asks again from the last seq it got */
+        rg->bytes += len;
+        if (json_object_object_get_ex(event, "seq", &v))
+                rg->last = json_object_get_uint64(v);
+        json_object_array_add(rg->list, json_object_get(event));
+        return 0;
+}
+
+/* Durable events of a group after a seq, a page at a time (the gateway's REST and SSE resume). */
+static int op_events_range(struct supervisor *s, struct control_request *req, struct json_object *args) {
+        int64_t after = arg_int(args, "after_seq", 0), limit = arg_int(args, "limit", 100);
+        int64_t max_bytes = arg_int(args, "max_bytes", EVENTS_RANGE_BYTES_MAX);
+        struct range rg = {};
+        struct json_object *o;
+        struct group *g;
+        uint64_t durable;
+        int r;
+
+        if (after < 0 || limit < 1 || limit > EVENTS_RANGE_MAX || max_bytes < 1) {
+                control_request_error(req, "bad_request", "after_seq must be >= 0, limit 1 to %d, max_bytes > 0",
+                                      EVENTS_RANGE_MAX);
+                return 0;
+        }
+        g = want_group(s, req, args, true);
+        if (!g)
+                return 0;
+        durable = group_durable_seq(g);
+        rg.list = json_object_new_array();
+        rg.max_bytes = (size_t) (max_bytes < EVENTS_RANGE_BYTES_MAX ? max_bytes : EVENTS_RANGE_BYTES_MAX);
+        rg.last = (uint64_t) after;
+        if (!rg.list)
+                return -ENOMEM;
+        if ((uint64_t) after < durable) {
+                uint64_t n = durable - (uint64_t) after;
+                r = ledger_read_range(g->ledger, (uint64_t) after, n < (uint64_t) limit ? n : (size_t) limit,
+                                      collect_bounded, &rg);
+                if (r < 0 && r != -ENOSPC) {
+                        json_object_put(rg.list);
+                        control_request_error(req, "internal", "cannot read the ledger of group %s: %s", g->id,
+                                              strerror(-r));
+                        return 0;
+                }
+        }
+        o = json_object_new_object();
+        if (!o) {
+                json_object_put(rg.list);
+                return -ENOMEM;
+        }
+        json_object_object_add(o, "group", json_object_new_string(g->id));
+        json_object_object_add(o, "events", rg.list);
+        json_object_object_add(o, "last_seq", json_object_new_uint64(durable));
+        json_object_object_add(o, "next_after_seq", json_object_new_uint64(rg.last));
+        json_object_object_add(o, "more", json_object_new_boolean(rg.last < durable));
+        reply_owned(req, o);
         return 0;
 }
 
@@ -665,5 +742,6 @@ const struct control_op control_ops_groups[] = {
         { "inbox.list", op_inbox_list },
         { "events.tail", op_events_tail },
         { "events.follow", op_events_follow },
+        { "events.range", op_events_range },
         { NULL, NULL },
 };

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "paths.h"
+#include "control_server.h"
 #include "proto.h"
 #include "spawn.h"
 #include "supervisor.h"
@@ -65,15 +66,13 @@ void workers_init(struct supervisor *s) {
                 s->workers[i] = (struct worker_proc){
                         .supervisor = s, .kind = (enum worker_kind) i, .name = names[i],
                         .program = programs[i], .path = path_join(s->libexec_dir, programs[i]),
-                        .channel_fd = -1,
                 };
 }
 
 static void worker_close_channel(struct worker_proc *w) {
-        w->channel_source = sd_event_source_disable_unref(w->channel_source);
-        if (w->channel_fd >= 0)
-                close(w->channel_fd);
-        w->channel_fd = -1;
+        /* Requests it made are answered into the void; its streams end. */
+        control_requests_detach_worker(w);
+        proto_link_freep(&w->link);
 }
 
 static void worker_clear_timer(struct worker_proc *w) {
@@ -193,43 +192,36 @@ static int on_child(sd_event_source *src, const siginfo_t *si, void *userdata) {
         return 0;
 }
 
-static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+static void on_channel_message(struct proto_link *l, struct json_object *msg, void *userdata) {
         struct worker_proc *w = userdata;
         struct supervisor *s = w->supervisor;
+        const char *type = proto_type(msg);
 
-        for (;;) {
-                _cleanup_json_ struct json_object *msg = NULL;
-                int r = proto_recv(fd, &msg);
+        if (streq(type, "request"))
+                control_request_from_worker(s, w, proto_id(msg), proto_data(msg));
+        else if (streq(type, "cancel"))
+                control_request_cancel_from_worker(w, proto_id(msg));
+        else if (streq(type, "config.applied")) {
+                struct json_object *data = proto_data(msg), *ok = NULL, *err = NULL;
+                bool good = data && json_object_object_get_ex(data, "ok", &ok) && json_object_get_boolean(ok);
+                if (data)
+                        json_object_object_get_ex(data, "error", &err);
+                if (!good)
+                        log_worker(w, LOG_ERR, 0,
+                                   "worker %s could not apply the configuration (%s); it keeps its previous one",
+                                   w->name, err ? json_object_get_string(err) : "no reason given");
+                if (proto_id(msg) == s->reload_id && s->reload_pending > 0) {
+                        s->reload_pending--;
+                        if (s->reload_pending == 0)
+                                supervisor_worker_changed(s, w);
+                }
+        } else
+                log_worker(w, LOG_DEBUG, 0, "message %s from worker %s", type, w->name);
+}
 
-                if (r == -EAGAIN)
-                        return 0;
-                if (r == -EPROTO) {
-                        log_worker(w, LOG_WARNING, 0, "malformed packet from worker %s ignored", w->name);
-                        continue;
-                }
-                if (r < 0) {
-                        /* EOF: the worker is exiting; its SIGCHLD does the rest. */
-                        w->channel_source = sd_event_source_disable_unref(w->channel_source);
-                        return 0;
-                }
-                if (streq(proto_type(msg), "config.applied")) {
-                        struct json_object *data = proto_data(msg), *ok = NULL, *err = NULL;
-                        bool good = data && json_object_object_get_ex(data, "ok", &ok) &&
-                                    json_object_get_boolean(ok);
-                        if (data)
-                                json_object_object_get_ex(data, "error", &err);
-                        if (!good)
-                                log_worker(w, LOG_ERR, 0,
-                                           "worker %s could not apply the configuration (%s); it keeps its previous one",
-                                           w->name, err ? json_object_get_string(err) : "no reason given");
-                        if (proto_id(msg) == s->reload_id && s->reload_pending > 0) {
-                                s->reload_pending--;
-                                if (s->reload_pending == 0)
-                                        supervisor_worker_changed(s, w);
-                        }
-                } else
-                        log_worker(w, LOG_DEBUG, 0, "message %s from worker %s", proto_type(msg), w->name);
-        }
+static void on_channel_closed(struct proto_link *l, void *userdata) {
+        /* EOF: the worker is exiting; its SIGCHLD does the rest. Its requests are void now. */
+        control_requests_detach_worker(userdata);
 }
 
 int worker_send_config(struct worker_proc *w, uint64_t id) {
@@ -241,7 +233,7 @@ int worker_send_config(struct worker_proc *w, uint64_t id) {
                 return -ENOMEM;
         json_object_object_add(data, "path", json_object_new_string(s->config_path));
         json_object_object_add(data, "text", s->config_text ? json_object_new_string(s->config_text) : NULL);
-        r = proto_send(w->channel_fd, "config", id, data);
+        r = proto_link_send(w->link, "config", id, data);
         if (r < 0)
                 log_worker(w, LOG_ERR, r, "cannot send configuration to worker %s", w->name);
         return r;
@@ -299,15 +291,17 @@ int worker_start(struct worker_proc *w) {
         }
         close(pair[1]);
         w->pid = pid;
-        w->channel_fd = pair[0];
         w->state = WORKER_STARTING;
         w->hung = false;
         w->status[0] = 0;
         w->started_usec = now_usec(CLOCK_MONOTONIC);
         w->last_watchdog_usec = w->started_usec;
-        (void) fcntl(w->channel_fd, F_SETFL, O_NONBLOCK);
 
-        r = sd_event_add_child(s->event, &w->child_source, pid, WEXITED, on_child, w);
+        r = proto_link_new(s->event, pair[0], on_channel_message, on_channel_closed, w, &w->link);
+        if (r < 0)
+                close(pair[0]);
+        else
+                r = sd_event_add_child(s->event, &w->child_source, pid, WEXITED, on_child, w);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
@@ -316,9 +310,6 @@ int worker_start(struct worker_proc *w) {
                 w->state = WORKER_STOPPED;
                 return log_worker(w, LOG_ERR, r, "cannot watch worker %s", w->name);
         }
-        r = sd_event_add_io(s->event, &w->channel_source, w->channel_fd, EPOLLIN, on_channel, w);
-        if (r < 0)
-                log_worker(w, LOG_ERR, r, "cannot watch channel of worker %s", w->name);
         log_worker(w, LOG_INFO, 0, "started worker %s (pid %d)", w->name, (int) pid);
         /* The first message a worker gets is its configuration. */
         (void) worker_send_config(w, 0);

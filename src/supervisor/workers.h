@@ -10,6 +10,7 @@
 
 #include "backoff.h"
 #include "notify.h"
+#include "proto_link.h"
 
 enum worker_kind {
         WORKER_GATEWAY,
@@ -38,8 +39,8 @@ struct worker_proc {
         enum worker_state state;
         pid_t pid;
         pid_t last_pid; /* after exit: late datagrams from it are expected, not suspicious */
-        int channel_fd;
-        sd_event_source *channel_source;
+        struct proto_link *link; /* the worker's channel; NULL when not running */
+        struct control_request *requests; /* calls it made that are not answered yet, and streams */
         sd_event_source *child_source;
         sd_event_source *timer; /* restart delay, start timeout or kill escalation */
 

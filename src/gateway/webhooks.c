@@ -1,0 +1,241 @@
+/* Inbound webhooks of `webhook` channels (webhooks.h). */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "paths.h"
+#include "proto.h"
+#include "webhook_verify.h"
+#include "webhooks.h"
+
+#define WEBHOOK_SECRET_MAX 4096
+
+struct webhook_channel {
+        char *name;
+        char *group;
+        char *actor;          /* post as this actor; NULL: as the body's "from" */
+        char **allowed;       /* NULL-terminated; "*" allows everyone */
+        char *secret;
+        size_t secret_len;
+};
+
+struct webhooks {
+        struct webhook_channel *channels;
+        size_t n_channels;
+};
+
+static void channels_free(struct webhook_channel *ch, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(ch[i].name);
+                free(ch[i].group);
+                free(ch[i].actor);
+                for (char **a = ch[i].allowed; a && *a; a++)
+                        free(*a);
+                free(ch[i].allowed);
+                if (ch[i].secret)
+                        explicit_bzero(ch[i].secret, ch[i].secret_len);
+                free(ch[i].secret);
+        }
+        free(ch);
+}
+
+int webhooks_new(struct webhooks **ret) {
+        *ret = calloc(1, sizeof **ret);
+        return *ret ? 0 : -ENOMEM;
+}
+
+struct webhooks *webhooks_free(struct webhooks *w) {
+        if (w)
+                channels_free(w->channels, w->n_channels);
+        free(w);
+        return NULL;
+}
+
+static const char *setting(const struct config_channel *ch, const char *key) {
+        for (size_t i = 0; i < ch->n_settings; i++)
+                if (streq(ch->settings[i].key, key))
+                        return ch->settings[i].value;
+        return NULL;
+}
+
+/* The secret file must be private, like every secret Conclave reads. */
+static int read_secret(const struct config_channel *ch, const char *file, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *home = paths_home(), *path = NULL;
+        struct stat st;
+        size_t len;
+        int r;
+
+        path = file[0] == '/' ? strdup(file) : (home ? path_join(home, file) : NULL);
+        if (!path)
+                return -ENOMEM;
+        if (stat(path, &st) < 0)
+                return log_error_errno(errno, "[channels.%s] secret_file %s cannot be read", ch->name, path);
+        if (st.st_mode & 077)
+                return log_error_errno(EPERM, "[channels.%s] secret_file %s is readable by others; run chmod 600 %s",
+                                       ch->name, path, path);
+        r = read_file_bounded(path, WEBHOOK_SECRET_MAX, ret, &len);
+        if (r < 0)
+                return log_error_errno(r, "[channels.%s] cannot read secret_file %s", ch->name, path);
+        while (len > 0 && ((*ret)[len - 1] == '\n' || (*ret)[len - 1] == '\r'))
+                (*ret)[--len] = 0;
+        if (len < 16) {
+                free(*ret);
+                *ret = NULL;
+                return log_error_errno(EINVAL, "[channels.%s] the secret in %s is shorter than 16 characters", ch->name,
+                                       path);
+        }
+        *ret_len = len;
+        return 0;
+}
+
+int webhooks_apply_config(struct webhooks *w, const struct config *c) {
+        struct webhook_channel *list = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < c->n_channels && r >= 0; i++) {
+                const struct config_channel *ch = &c->channels[i];
+                struct webhook_channel *e, *grown;
+                const char *file = setting(ch, "secret_file");
+
+                if (!ch->kind || !streq(ch->kind, "webhook"))
+                        continue;
+                grown = reallocarray(list, n + 1, sizeof *list);
+                if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = grown;
+                e = &list[n++];
+                *e = (struct webhook_channel){ .name = strdup(ch->name), .group = ch->group ? strdup(ch->group) : NULL };
+                if (setting(ch, "actor"))
+                        e->actor = strdup(setting(ch, "actor"));
+                e->allowed = calloc(ch->n_allowed_users + 1, sizeof *e->allowed);
+                if (!e->name || !e->allowed) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (size_t j = 0; j < ch->n_allowed_users; j++)
+                        if (!(e->allowed[j] = strdup(ch->allowed_users[j])))
+                                r = -ENOMEM;
+                if (!file)
+                        log_warning("[channels.%s] has no secret_file: its webhook refuses every request", ch->name);
+                else if (r >= 0)
+                        r = read_secret(ch, file, &e->secret, &e->secret_len);
+        }
+        if (r < 0) {
+                channels_free(list, n);
+                return r;
+        }
+        channels_free(w->channels, w->n_channels);
+        w->channels = list;
+        w->n_channels = n;
+        return 0;
+}
+
+static bool allowed(const struct webhook_channel *ch, const char *who) {
+        for (char **a = ch->allowed; *a; a++)
+                if (streq(*a, "*") || streq(*a, who))
+                        return true;
+        return false;
+}
+
+static struct webhook_header header(struct http_request *req, const char *name) {
+        const char *v = http_request_header(req, name);
+        return (struct webhook_header){ .value = v, .len = v ? strlen(v) : 0 };
+}
+
+struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req, const char *channel) {
+        const struct webhook_channel *ch = NULL;
+        struct webhook_request wr;
+        enum webhook_verdict v;
+        _cleanup_json_ struct json_object *body = NULL;
+        struct json_object *args, *text = NULL, *from = NULL, *x;
+        struct json_tokener *tok;
+        const char *by;
+        char fields[128];
+
+        snprintf(fields, sizeof fields, "CONCLAVE_CHANNEL=%s", channel);
+        for (size_t i = 0; i < w->n_channels; i++)
+                if (streq(w->channels[i].name, channel))
+                        ch = &w->channels[i];
+        if (!ch) {
+                http_request_respond_error(req, 404, "not_found", "no webhook channel \"%s\" (a [channels.NAME] with kind = \"webhook\")",
+                                           channel);
+                return NULL;
+        }
+        wr = (struct webhook_request){
+                .signature = header(req, "X-Conclave-Signature"),
+                .timestamp = header(req, "X-Conclave-Timestamp"),
+                .delivery = header(req, "X-Conclave-Delivery"),
+                .body = req->body ? req->body : "",
+                .body_len = req->body_len,
+                .now = (int64_t) time(NULL),
+        };
+        v = webhook_verify_generic(ch->secret, ch->secret ? ch->secret_len : 0, &wr, 0);
+        if (v != WEBHOOK_VALID) {
+                log_fields_errno(LOG_WARNING, 0, fields, "webhook of channel %s refused from %s: %s", channel,
+                                 req->client, webhook_verdict_to_string(v));
+                if (v == WEBHOOK_INTERNAL_ERROR)
+                        http_request_respond_error(req, 500, "internal", "cannot verify the signature");
+                else
+                        http_request_respond_error(req, 401, "bad_signature", "webhook refused: %s",
+                                                   webhook_verdict_to_string(v));
+                return NULL;
+        }
+        tok = json_tokener_new();
+        if (tok) {
+                body = json_tokener_parse_ex(tok, wr.body, (int) wr.body_len);
+                if (body && json_tokener_get_parse_end(tok) != wr.body_len)
+                        body = (json_object_put(body), NULL);
+                json_tokener_free(tok);
+        }
+        if (!body || !json_object_is_type(body, json_type_object) || !json_object_object_get_ex(body, "text", &text) ||
+            !json_object_is_type(text, json_type_string)) {
+                http_request_respond_error(req, 400, "bad_request", "expected a JSON object with \"text\" and \"from\"");
+                return NULL;
+        }
+        if (!json_object_object_get_ex(body, "from", &from) || !json_object_is_type(from, json_type_string) ||
+            json_object_get_string_len(from) == 0 || json_object_get_string_len(from) > 64) {
+                http_request_respond_error(req, 400, "bad_request", "\"from\" (the sender, 1-64 characters) is required");
+                return NULL;
+        }
+        if (!allowed(ch, json_object_get_string(from))) {
+                /* Who and where, never what they wrote. */
+                log_fields_errno(LOG_WARNING, 0, fields, "channel %s: sender \"%s\" is not in allowed_users; message dropped",
+                                 channel, json_object_get_string(from));
+                http_request_respond_error(req, 403, "forbidden", "sender is not allowed on this channel");
+                return NULL;
+        }
+        if (!ch->group) {
+                http_request_respond_error(req, 503, "unavailable", "channel %s has no group", channel);
+                return NULL;
+        }
+        by = ch->actor ? ch->actor : json_object_get_string(from);
+        args = json_object_new_object();
+        if (!args) {
+                http_request_respond_error(req, 500, "internal", "out of memory");
+                return NULL;
+        }
+        json_object_object_add(args, "group", json_object_new_string(ch->group));
+        json_object_object_add(args, "by", json_object_new_string(by));
+        json_object_object_add(args, "text", json_object_get(text));
+        json_object_object_add(args, "channel", json_object_new_string(channel));
+        json_object_object_add(args, "external_id", json_object_new_string_len(wr.delivery.value, (int) wr.delivery.len));
+        if (ch->actor)
+                json_object_object_add(args, "external_from", json_object_get(from));
+        if (json_object_object_get_ex(body, "to", &x))
+                json_object_object_add(args, "to", json_object_get(x));
+        if (json_object_object_get_ex(body, "reply_required", &x))
+                json_object_object_add(args, "reply_required", json_object_get(x));
+        if (json_object_object_get_ex(body, "attention", &x))
+                json_object_object_add(args, "attention", json_object_get(x));
+        return args;
+}
