@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <syslog.h> /* LOG_* levels for channel_log() */
 #include <systemd/sd-event.h>
 
 #include "config.h"

@@ -100,7 +100,7 @@ struct channel_set {
         size_t hash_size, n_deliveries;
         struct proto_call *outbox_call;
         bool outbox_following;
-        sd_event_source *outbox_retry, *report_defer;
+        sd_event_source *outbox_retry, *report_defer, *report_timer;
         uint64_t inbound_counter;
 };
 
