@@ -67,8 +67,10 @@ struct channel {
         struct channel *next;
         char *name;
         const struct channel_kind *kind;      /* NULL: unknown kind (the channel is down) */
-        const struct config_channel *config;  /* in the worker's current config */
+        const struct config_channel *config;  /* == own_config */
+        struct config_channel *own_config;    /* a copy: valid however the worker's config changes */
         const char *config_path;
+        char *config_path_copy;
         char *fingerprint;                    /* the section as text: a reload that changes it restarts */
         void *data;                           /* the driver's private state */
         bool configured, started, stopped;

@@ -275,11 +275,8 @@ int channel_set_apply_config(struct channel_set *set, const struct config *c) {
                 next = ch->next;
                 for (size_t i = 0; i < c->n_channels && !kept; i++) {
                         _cleanup_free_ char *fp = channel_fingerprint(&c->channels[i]);
-                        if (fp && streq(ch->name, c->channels[i].name) && streq(ch->fingerprint, fp)) {
-                                ch->config = &c->channels[i];
-                                ch->config_path = c->path;
+                        if (fp && streq(ch->name, c->channels[i].name) && streq(ch->fingerprint, fp))
                                 kept = true;
-                        }
                 }
                 if (kept) {
                         for (struct channel **p = &set->channels; *p; p = &(*p)->next)

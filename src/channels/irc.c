@@ -65,6 +65,7 @@ struct irc {
         uint64_t credit_at;
 
         uint64_t next_token;
+        uint64_t ping_outstanding; /* token of the confirmation PING in flight; 0: none */
         struct irc_pending *pending, **pending_tail;
 };
 
@@ -147,11 +148,27 @@ static void pending_fail_all(struct irc *irc, int error, const char *detail) {
         irc->pending_tail = &irc->pending;
 }
 
+/* One PING confirms every line written before it, so there is at most one in flight: lines
+ * written meanwhile wait for the next (fewer commands, which servers count for flood too). */
+static void confirm_ping(struct irc *irc) {
+        if (irc->ping_outstanding || !irc->pending)
+                return;
+        irc->ping_outstanding = ++irc->next_token;
+        for (struct irc_pending *p = irc->pending; p; p = p->next)
+                if (p->token == 0)
+                        p->token = irc->ping_outstanding;
+        bucket_take(irc, 1);
+        (void) send_line(irc, "PING :cd%" PRIu64, irc->ping_outstanding);
+}
+
 static void pending_confirm(struct irc *irc, uint64_t token) {
         struct irc_pending *p;
 
-        /* The server answers PINGs in order: everything up to this token was read. */
-        while ((p = irc->pending) && p->token <= token) {
+        if (token != irc->ping_outstanding)
+                return;
+        irc->ping_outstanding = 0;
+        /* The server answers in order: everything written before this PING was read. */
+        while ((p = irc->pending) && p->token != 0 && p->token <= token) {
                 struct channel_delivery_result r = { .error = 0 };
                 irc->pending = p->next;
                 channel_delivery_done(p->delivery, &r);
@@ -159,6 +176,7 @@ static void pending_confirm(struct irc *irc, uint64_t token) {
         }
         if (!irc->pending)
                 irc->pending_tail = &irc->pending;
+        confirm_ping(irc);
 }
 
 /* --- connection life ----------------------------------------------------------------------- */
@@ -201,6 +219,7 @@ static void disconnect(struct irc *irc) {
         irc->conn = line_conn_free(irc->conn);
         irc->rejoin_timer = sd_event_source_disable_unref(irc->rejoin_timer);
         irc->phase = IRC_IDLE;
+        irc->ping_outstanding = 0;
         pending_fail_all(irc, -ECONNRESET, "the IRC connection was lost before the server confirmed the message");
         irc->failures++;
         schedule_reconnect(irc);
@@ -451,6 +470,9 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
                 disconnect(irc);
                 return 0;
         }
+        /* A nick taken by our own ghost (after a crash) frees up once the server drops it. */
+        if (irc->phase >= IRC_REGISTERED && !irc_nick_equal(irc->current_nick, irc->nick))
+                (void) send_line(irc, "NICK %s", irc->nick);
         if (now - irc->last_rx_usec > IRC_IDLE_PING_USEC && now - irc->last_ping_usec > IRC_IDLE_PING_USEC) {
                 irc->last_ping_usec = now;
                 (void) send_line(irc, "PING :idle");
@@ -474,8 +496,8 @@ static int irc_configure(struct channel *ch, struct channel_check *chk) {
         irc->ca_file = channel_check_string(chk, "ca_file", false);
         if (channel_check_bool(chk, "tls", true, &irc->tls) < 0 || channel_check_bool(chk, "sasl", false, &irc->sasl) < 0 ||
             channel_check_uint(chk, "port", irc->tls ? 6697 : 6667, 1, 65535, &port) < 0 ||
-            channel_check_uint(chk, "flood_burst", 5, 1, 100, &burst) < 0 ||
-            channel_check_duration(chk, "flood_interval", 500 * USEC_PER_MSEC, 0, 60 * USEC_PER_SEC,
+            channel_check_uint(chk, "flood_burst", 4, 1, 100, &burst) < 0 ||
+            channel_check_duration(chk, "flood_interval", 1 * USEC_PER_SEC, 0, 60 * USEC_PER_SEC,
                                    &irc->flood_interval_usec) < 0)
                 r = -EINVAL;
         irc->port = (uint16_t) port;
@@ -605,13 +627,11 @@ static int irc_deliver(struct channel *ch, struct channel_delivery *d, const str
                 return out.error < 0 ? out.error : -EIO;
         }
         bucket_take(irc, (unsigned) MAX(n, 1));
-        /* The PONG to this proves the server read every line above. */
         p->delivery = d;
-        p->token = ++irc->next_token;
         p->sent_usec = now_mono();
-        (void) send_line(irc, "PING :cd%" PRIu64, p->token);
         *irc->pending_tail = p;
         irc->pending_tail = &p->next;
+        confirm_ping(irc);
         return 0;
 }
 

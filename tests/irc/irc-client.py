@@ -92,7 +92,11 @@ def main():
     p.add_argument("--channel", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--commands", required=True)
+    p.add_argument("--pid-file", help="write our pid here (the test stops us with it)")
     args = p.parse_args()
+    if args.pid_file:
+        with open(args.pid_file, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
     # Start after what is already in the commands file.
     state = {"offset": os.path.getsize(args.commands) if os.path.exists(args.commands) else 0}
     while True:
