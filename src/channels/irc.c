@@ -38,6 +38,9 @@ struct irc_pending {
         struct channel_delivery *delivery;
         uint64_t token;
         uint64_t sent_usec;
+        char target[IRC_NICK_MAX + 1]; /* the channel, or the nick of a private message */
+        int error;                     /* the server refused it (404, 401): reported at the PONG */
+        bool permanent;
 };
 
 struct irc {
@@ -169,7 +172,12 @@ static void pending_confirm(struct irc *irc, uint64_t token) {
         irc->ping_outstanding = 0;
         /* The server answers in order: everything written before this PING was read. */
         while ((p = irc->pending) && p->token != 0 && p->token <= token) {
-                struct channel_delivery_result r = { .error = 0 };
+                struct channel_delivery_result r = {
+                        .error = p->error, .permanent = p->permanent,
+                        .detail = p->error == 0 ? NULL
+                                  : p->permanent ? "no such nick on the IRC server (the user left)"
+                                                 : "the IRC server refused the message to the channel (not joined, or moderated)",
+                };
                 irc->pending = p->next;
                 channel_delivery_done(p->delivery, &r);
                 free(p);
@@ -408,6 +416,14 @@ static void on_line(struct line_conn *c, const char *line, size_t len, void *use
                          m.n_params > 0 ? m.params[m.n_params - 1] : cmd);
                 channel_set_state(irc->channel, CHANNEL_DEGRADED, "%s", irc->join_problem);
                 rejoin_later(irc);
+        } else if ((streq(cmd, "404") || streq(cmd, "401")) && m.n_params >= 2) {
+                /* Our message to that target was refused: the deliveries to it not yet confirmed
+                 * failed (the PONG after them reports it). */
+                for (struct irc_pending *p = irc->pending; p; p = p->next)
+                        if (irc_nick_equal(p->target, m.params[1])) {
+                                p->error = streq(cmd, "401") ? -ENXIO : -EPERM;
+                                p->permanent = streq(cmd, "401");
+                        }
         } else if (streq(cmd, "PRIVMSG")) {
                 on_privmsg(irc, &m);
         } else if (streq(cmd, "CAP") && m.n_params >= 3 && irc->sasl) {
@@ -608,8 +624,9 @@ static int irc_deliver(struct channel *ch, struct channel_delivery *d, const str
         size_t max;
         int n;
 
-        if (!irc->conn || irc->phase < IRC_REGISTERED)
-                return -ENOTCONN;
+        if (!irc->conn || irc->phase < IRC_REGISTERED ||
+            (irc->phase != IRC_JOINED && !streq(m->thread, IRC_DM_THREAD)))
+                return -ENOTCONN; /* not in the channel (yet, or kicked): retried later */
         if (strchr(m->user, ' ') || (streq(m->thread, IRC_DM_THREAD) && !irc_valid_nick(m->user)))
                 return -EINVAL;
         delivery_target(irc, m, &out.target, prefix, sizeof prefix);
@@ -630,6 +647,7 @@ static int irc_deliver(struct channel *ch, struct channel_delivery *d, const str
         bucket_take(irc, (unsigned) MAX(n, 1));
         p->delivery = d;
         p->sent_usec = now_mono();
+        snprintf(p->target, sizeof p->target, "%s", out.target);
         *irc->pending_tail = p;
         irc->pending_tail = &p->next;
         confirm_ping(irc);
