@@ -1,8 +1,7 @@
-/* The discord channel kind, outbound: the bot REST API (POST /channels/{id}/messages, split at
+/* The discord channel kind. Outbound: the bot REST API (POST /channels/{id}/messages, split at
  * 2000 characters, replies with message_reference, and a nonce derived from the delivery id
- * with enforce_nonce so Discord itself drops a repeated send). Inbound needs the Gateway
- * WebSocket, which this version does not connect yet (docs/channels.md says so); the codec for
- * it is in discord_codec.c and the test fake speaks it. Wire format: discord_codec.h. */
+ * with enforce_nonce so Discord itself drops a repeated send). Inbound: the Gateway WebSocket
+ * (discord_gateway.c), whose URL comes from GET /gateway/bot. Wire format: discord_codec.h. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include "channel.h"
 #include "discord_codec.h"
+#include "discord_gateway.h"
 #include "platform_driver.h"
 #include "proto.h"
 
@@ -27,6 +27,7 @@ struct discord {
         sd_event_source *timer;
         unsigned failures;
         struct platform_parts parts;
+        struct discord_gateway *gw;
 };
 
 static const char *const discord_settings[] = { "token_file", "api_base", "ca_file", "channel", NULL };
@@ -98,28 +99,63 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void on_me(struct http_call *call, const struct http_response *resp, void *userdata) {
-        struct discord *dc = userdata;
+static void retry_later(struct discord *dc, const struct platform_error *err) {
+        dc->timer = sd_event_source_disable_unref(dc->timer);
+        (void) sd_event_add_time_relative(channel_event(dc->ch), &dc->timer, CLOCK_MONOTONIC,
+                                          platform_backoff_usec(dc->failures, err->retry_after_usec), TIMER_ACCURACY_USEC,
+                                          on_timer, dc);
+}
+
+/* An answer that is not 200: degraded (down for a refused token) and retried. */
+static void rest_failed(struct discord *dc, const char *what, const struct http_response *resp) {
         struct platform_error err = {};
+
+        dc->failures++;
+        if (resp->error < 0)
+                channel_set_state(dc->ch, CHANNEL_DEGRADED, "%s: %s", what, strerror(-resp->error));
+        else {
+                discord_parse_error(resp->status, resp->body, resp->body_len, resp->retry_after_usec, &err);
+                channel_set_state(dc->ch, resp->status == 401 ? CHANNEL_DOWN : CHANNEL_DEGRADED, "%s: %s%s", what,
+                                  err.description, resp->status == 401 ? " (check token_file)" : "");
+        }
+        retry_later(dc, &err);
+}
+
+static void on_gateway_bot(struct http_call *call, const struct http_response *resp, void *userdata) {
+        struct discord *dc = userdata;
+        _cleanup_json_ struct json_object *o = NULL;
+        const char *url;
+        int r;
 
         (void) call;
         dc->call = NULL;
-        if (resp->error >= 0 && resp->status == 200) {
-                dc->failures = 0;
-                return channel_set_state(dc->ch, CHANNEL_UP, NULL);
+        if (resp->error < 0 || resp->status != 200)
+                return rest_failed(dc, "gateway/bot", resp);
+        (void) platform_json_parse(resp->body, resp->body_len, &o);
+        url = platform_json_string(o, "url");
+        if (!url || (strncmp(url, "wss://", 6) != 0 && strncmp(url, "ws://", 5) != 0) || strlen(url) > 256) {
+                struct platform_error err = {};
+                dc->failures++;
+                channel_set_state(dc->ch, CHANNEL_DEGRADED, "gateway/bot: malformed answer");
+                return retry_later(dc, &err);
         }
-        dc->failures++;
-        if (resp->error < 0)
-                channel_set_state(dc->ch, CHANNEL_DEGRADED, "users/@me: %s", strerror(-resp->error));
-        else {
-                discord_parse_error(resp->status, resp->body, resp->body_len, resp->retry_after_usec, &err);
-                channel_set_state(dc->ch, resp->status == 401 ? CHANNEL_DOWN : CHANNEL_DEGRADED, "users/@me: %s%s",
-                                  err.description, resp->status == 401 ? " (check token_file)" : "");
-        }
-        dc->timer = sd_event_source_disable_unref(dc->timer);
-        (void) sd_event_add_time_relative(channel_event(dc->ch), &dc->timer, CLOCK_MONOTONIC,
-                                          platform_backoff_usec(dc->failures, err.retry_after_usec), TIMER_ACCURACY_USEC,
-                                          on_timer, dc);
+        r = discord_gateway_connect(dc->gw, url);
+        if (r < 0)
+                channel_set_state(dc->ch, CHANNEL_DEGRADED, "cannot connect to the gateway %s: %s", url, strerror(-r));
+}
+
+static void on_me(struct http_call *call, const struct http_response *resp, void *userdata) {
+        struct discord *dc = userdata;
+        int r;
+
+        (void) call;
+        dc->call = NULL;
+        if (resp->error < 0 || resp->status != 200)
+                return rest_failed(dc, "users/@me", resp);
+        dc->failures = 0;
+        r = discord_call(dc, "GET", "gateway/bot", NULL, on_gateway_bot, dc, &dc->call);
+        if (r < 0)
+                channel_set_state(dc->ch, CHANNEL_DOWN, "gateway/bot: %s", strerror(-r));
 }
 
 static void check_token(struct discord *dc) {
@@ -131,10 +167,12 @@ static void check_token(struct discord *dc) {
 
 static int discord_start(struct channel *ch) {
         struct discord *dc = channel_driver_data(ch);
+        int r;
 
         channel_set_state(ch, CHANNEL_CONNECTING, NULL);
-        channel_log(ch, LOG_NOTICE, 0, "discord: sending through the REST API; receiving needs the Gateway WebSocket, "
-                    "which this version does not connect");
+        r = discord_gateway_new(ch, dc->token, dc->ca_file, &dc->gw);
+        if (r < 0)
+                return r;
         check_token(dc);
         return 0;
 }
@@ -145,6 +183,7 @@ static void discord_stop(struct channel *ch) {
         if (dc->call)
                 http_call_cancel(dc->call);
         dc->timer = sd_event_source_disable_unref(dc->timer);
+        dc->gw = discord_gateway_free(dc->gw);
         channel_secret_free(dc->token);
         channel_secret_free(dc->auth_header);
         free(dc->api_base);
@@ -303,8 +342,7 @@ static void on_doctor(struct http_call *call, const struct http_response *resp, 
                                                                : "see the journal", NULL);
         }
         (void) platform_json_parse(resp->body, resp->body_len, &o);
-        snprintf(detail, sizeof detail, "bot %s; sending only (inbound Gateway not connected in this version)",
-                 platform_json_string(o, "username") ?: "?");
+        snprintf(detail, sizeof detail, "bot %s", platform_json_string(o, "username") ?: "?");
         channel_doctor_done(doc, true, NULL, NULL, detail);
 }
 
