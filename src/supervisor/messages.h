@@ -24,6 +24,7 @@ struct message_args {
         const char *channel;         /* the channel it came through; NULL: none */
         const char *external_id;     /* the platform's message or delivery id: stored once */
         const char *external_from;   /* the platform user, when the actor stands for several */
+        const char *thread;          /* the platform thread it belongs to (channels); NULL: none */
 };
 
 /* Appends a chat.message; req (may be NULL) is answered once durable. A reply also moves the
