@@ -9,7 +9,7 @@
 #include "platform_driver.h"
 
 void platform_delivery_failed(struct channel_delivery *d, int error, const struct platform_error *err) {
-        char detail[CHANNEL_ERROR_MAX];
+        char detail[CHANNEL_ERROR_MAX + 512];
         struct channel_delivery_result r = {};
 
         if (error < 0 && error != -EREMOTEIO) {

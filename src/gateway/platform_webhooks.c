@@ -16,6 +16,7 @@
 #include "proto.h"
 #include "slack_codec.h"
 #include "telegram_codec.h"
+#include "text_clean.h"
 #include "webhook_verify.h"
 
 #define SECRET_MAX 4096
@@ -184,23 +185,27 @@ static void on_inbound(struct json_object *reply, int error, bool more, void *us
 }
 
 static void inbound(struct upstream *u, struct http_request *req, const char *channel, const struct platform_message *m,
-                    const char *message_id) {
+                    const char *thread) {
         _cleanup_json_ struct json_object *args = json_object_new_object();
         struct pending *p = calloc(1, sizeof *p);
+        _cleanup_free_ char *text = NULL;
         int r;
 
-        if (!args || !p) {
+        /* Cleaned as conclave-channels cleans what its drivers report (channel.h). */
+        if (!args || !p || text_clean(m->text, strlen(m->text), PLATFORM_TEXT_MAX, &text) < 0) {
                 free(p);
                 return http_request_respond_error(req, 500, "internal", "out of memory");
         }
         p->req = req;
         snprintf(p->channel, sizeof p->channel, "%s", channel);
         json_object_object_add(args, "channel", json_object_new_string(channel));
-        json_object_object_add(args, "message_id", json_object_new_string(message_id));
+        json_object_object_add(args, "message_id", json_object_new_string(m->id));
+        if (thread)
+                json_object_object_add(args, "thread", json_object_new_string(thread));
         json_object_object_add(args, "user", json_object_new_string(m->sender));
         if (m->sender_name)
                 json_object_object_add(args, "display_name", json_object_new_string(m->sender_name));
-        json_object_object_add(args, "text", json_object_new_string(m->text));
+        json_object_object_add(args, "text", json_object_new_string(text));
         r = upstream_call(u, "channel.inbound", args, on_inbound, p, &req->call);
         if (r < 0) {
                 free(p);
@@ -262,7 +267,7 @@ static void handle_slack(const struct platform_channel *pc, struct upstream *u, 
         if (r == SLACK_IGNORED)
                 return ack(req);
         /* A retry (X-Slack-Retry-Num) carries the same channel and ts: the same message id. */
-        inbound(u, req, pc->name, &m, m.id);
+        inbound(u, req, pc->name, &m, m.thread);
         platform_message_done(&m);
 }
 
@@ -287,7 +292,7 @@ static void handle_telegram(const struct platform_channel *pc, struct upstream *
                 return http_request_respond_error(req, 500, "internal", "out of memory");
         if (r == 0)
                 return ack(req);
-        inbound(u, req, pc->name, &m, m.id);
+        inbound(u, req, pc->name, &m, NULL);
         platform_message_done(&m);
 }
 

@@ -120,6 +120,9 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     # --- dispatch ----------------------------------------------------------------------
     def dispatch(self, method):
+        # One handler object serves every request of a keep-alive connection.
+        self.__dict__.pop("_body", None)
+        self.after_fault = None
         path = urlsplit(self.path).path
         try:
             if path.startswith("/_fake/"):
