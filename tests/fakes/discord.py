@@ -17,6 +17,7 @@ MESSAGE_CONTENT intent (1 << 15), as on Discord. Control API: see fakelib.py, pl
   POST /_fake/inject {"content": "hi", "author_id": "4242", "username": "alice",
                       "channel_id": "900", "reply_to": "MESSAGE_ID", "duplicate": true}
   POST /_fake/ws_drop   close every gateway connection without a close frame
+  POST /_fake/ws_send_raw {"data": "…"}   send a text frame as is (malformed payloads)
 """
 
 import base64
@@ -78,6 +79,13 @@ class Handler(fakelib.FakeHandler):
             for c in conns:
                 c.drop()
             return self.send_json(200, {"ok": True, "dropped": len(conns)})
+        if method == "POST" and self.path == "/_fake/ws_send_raw":
+            data = json.loads(self.body_bytes() or b"{}").get("data", "")
+            with self.state.lock:
+                conns = [s["conn"] for s in self.state.sessions.values() if s.get("conn")]
+            for c in conns:
+                c.send_frame(1, data.encode())
+            return self.send_json(200, {"ok": True, "sent": len(conns)})
         return super().dispatch(method)
 
     def handle_api(self, method):
