@@ -11,7 +11,7 @@ pf_fake() {
     shift 2
     portfile=$SANDBOX_HOME/fake-$name.port
     rm -f "$portfile"
-    as_user python3 "$fakes_dir/$kind.py" --port-file "$portfile" "$@" >>"$SANDBOX_HOME/fake-$name.log" 2>&1 &
+    as_user /usr/bin/python3 "$fakes_dir/$kind.py" --port-file "$portfile" "$@" >>"$SANDBOX_HOME/fake-$name.log" 2>&1 &
     pf_pids+=($!)
     wait_for 10 test -s "$portfile" || fail "fake $name ($kind) did not start: $(tail -5 "$SANDBOX_HOME/fake-$name.log")"
     printf -v "${name}_port" '%s' "$(cat "$portfile")"
@@ -28,7 +28,7 @@ fake_post() { curl -sf -X POST -H 'Content-Type: application/json' -d "$3" "http
 
 # ctl OP [ARGS_JSON]: one control operation; prints the reply object.
 ctl() {
-    as_user python3 - "$1" "${2:-{\}}" <<'PY'
+    as_user /usr/bin/python3 - "$1" "${2:-{\}}" <<'PY'
 import json, os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(os.path.join(os.environ["XDG_RUNTIME_DIR"], "conclave", "control.sock"))
