@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <syslog.h> /* LOG_* levels for channel_log() */
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -184,7 +185,8 @@ int channel_log_internal(struct channel *ch, int level, int error, const char *f
 /* --- core services: configuration --------------------------------------------------------- */
 
 /* A kind-specific setting's string value, NULL when absent. Booleans and numbers come as
- * written ("true", "6697"). */
+ * written ("true", "6697"). The channel keeps its own copy of its section, so the strings stay
+ * valid until stop() returns (a reload that changes the section makes a new channel). */
 const char *channel_setting(const struct channel *ch, const char *key);
 /* Checked accessors for configure(): on a bad value they report "file:LINE: [channels.NAME]
  * KEY: …" through chk and return -EINVAL; absent keys give the default. */

@@ -579,6 +579,55 @@ static void warn_unknown_settings(struct channel *ch) {
         }
 }
 
+static void config_channel_free(struct config_channel *cc) {
+        if (!cc)
+                return;
+        free(cc->name);
+        free(cc->kind);
+        free(cc->group);
+        for (size_t i = 0; i < cc->n_allowed_users; i++)
+                free(cc->allowed_users[i]);
+        free(cc->allowed_users);
+        for (size_t i = 0; i < cc->n_settings; i++) {
+                free(cc->settings[i].key);
+                free(cc->settings[i].value);
+        }
+        free(cc->settings);
+        free(cc);
+}
+
+/* The channel's own copy of its section: what the driver reads stays valid across reloads. */
+static struct config_channel *config_channel_copy(const struct config_channel *from) {
+        struct config_channel *cc = calloc(1, sizeof *cc);
+        bool ok;
+
+        if (!cc)
+                return NULL;
+        cc->name = strdup(from->name);
+        cc->kind = from->kind ? strdup(from->kind) : NULL;
+        cc->group = from->group ? strdup(from->group) : NULL;
+        cc->line = from->line;
+        cc->allowed_users = calloc(from->n_allowed_users + 1, sizeof *cc->allowed_users);
+        cc->settings = calloc(from->n_settings + 1, sizeof *cc->settings);
+        ok = cc->name && (!from->kind || cc->kind) && (!from->group || cc->group) && cc->allowed_users && cc->settings;
+        for (size_t i = 0; ok && i < from->n_allowed_users; i++) {
+                ok = (cc->allowed_users[i] = strdup(from->allowed_users[i])) != NULL;
+                cc->n_allowed_users += ok;
+        }
+        for (size_t i = 0; ok && i < from->n_settings; i++) {
+                cc->settings[i] = (struct config_setting){ .key = strdup(from->settings[i].key),
+                                                           .value = strdup(from->settings[i].value),
+                                                           .line = from->settings[i].line };
+                cc->n_settings++;
+                ok = cc->settings[i].key && cc->settings[i].value;
+        }
+        if (!ok) {
+                config_channel_free(cc);
+                return NULL;
+        }
+        return cc;
+}
+
 struct channel *channel_new(struct channel_set *set, const struct config *c, const struct config_channel *cc) {
         struct channel *ch = calloc(1, sizeof *ch);
 
@@ -587,12 +636,18 @@ struct channel *channel_new(struct channel_set *set, const struct config *c, con
         ch->set = set;
         ch->name = strdup(cc->name);
         ch->fingerprint = channel_fingerprint(cc);
-        ch->config = cc;
-        ch->config_path = c->path;
-        ch->kind = cc->kind ? channel_kind_find(cc->kind) : NULL;
+        ch->own_config = config_channel_copy(cc);
+        ch->config = ch->own_config;
+        ch->config_path_copy = c->path ? strdup(c->path) : NULL;
+        ch->config_path = ch->config_path_copy;
+        cc = ch->config;
+        ch->kind = cc && cc->kind ? channel_kind_find(cc->kind) : NULL;
         ch->state = CHANNEL_CONNECTING;
         ch->since_realtime = now_usec(CLOCK_REALTIME);
-        if (!ch->name || !ch->fingerprint || (ch->kind && ch->kind->size && !(ch->data = calloc(1, ch->kind->size)))) {
+        if (!ch->name || !ch->fingerprint || !ch->own_config || (c->path && !ch->config_path_copy) ||
+            (ch->kind && ch->kind->size && !(ch->data = calloc(1, ch->kind->size)))) {
+                config_channel_free(ch->own_config);
+                free(ch->config_path_copy);
                 free(ch->name);
                 free(ch->fingerprint);
                 free(ch);
@@ -689,5 +744,7 @@ void channel_free(struct channel *ch) {
         free(ch->config_error);
         free(ch->fingerprint);
         free(ch->name);
+        config_channel_free(ch->own_config);
+        free(ch->config_path_copy);
         free(ch);
 }

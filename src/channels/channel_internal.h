@@ -67,8 +67,10 @@ struct channel {
         struct channel *next;
         char *name;
         const struct channel_kind *kind;      /* NULL: unknown kind (the channel is down) */
-        const struct config_channel *config;  /* in the worker's current config */
+        const struct config_channel *config;  /* == own_config */
+        struct config_channel *own_config;    /* a copy: valid however the worker's config changes */
         const char *config_path;
+        char *config_path_copy;
         char *fingerprint;                    /* the section as text: a reload that changes it restarts */
         void *data;                           /* the driver's private state */
         bool configured, started, stopped;
@@ -100,7 +102,7 @@ struct channel_set {
         size_t hash_size, n_deliveries;
         struct proto_call *outbox_call;
         bool outbox_following;
-        sd_event_source *outbox_retry, *report_defer;
+        sd_event_source *outbox_retry, *report_defer, *report_timer;
         uint64_t inbound_counter;
 };
 

@@ -2,6 +2,7 @@
  * `const struct channel_kind channel_kind_NAME`, defined in src/channels/NAME.c (or a file of
  * that kind's own). Adding a kind: write its file, add it to Makefile.am, add one line here.
  * Included several times by channel_registry.c; no include guard on purpose. */
+CHANNEL_KIND(irc)
 CHANNEL_KIND(telegram)
 CHANNEL_KIND(slack)
 CHANNEL_KIND(discord)

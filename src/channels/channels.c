@@ -14,6 +14,7 @@
 #include "worker.h"
 
 #define OUTBOX_RETRY_USEC (1 * USEC_PER_SEC)
+#define REPORT_INTERVAL_USEC (5 * USEC_PER_SEC) /* counters are refreshed this often */
 #define DOCTOR_DRIVER_TIMEOUT_USEC (20 * USEC_PER_SEC)
 
 struct doctor_run;
@@ -107,6 +108,11 @@ static int on_report(sd_event_source *src, void *userdata) {
         (void) worker_send(set->worker, "channels.state", 0, data);
         worker_update_status(set->worker);
         return 0;
+}
+
+static int on_report_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void) sd_event_source_set_time(src, usec + REPORT_INTERVAL_USEC);
+        return on_report(NULL, userdata);
 }
 
 void channel_set_state_changed(struct channel_set *set) {
@@ -206,6 +212,9 @@ int channel_set_new(struct worker *w, struct http_engine *http, struct channel_s
         set->event = sd_event_ref(w->event);
         set->link = w->link;
         set->http = http;
+        if (set->link && sd_event_add_time_relative(set->event, &set->report_timer, CLOCK_MONOTONIC, REPORT_INTERVAL_USEC,
+                                                    TIMER_ACCURACY_USEC, on_report_timer, set) >= 0)
+                (void) sd_event_source_set_enabled(set->report_timer, SD_EVENT_ON);
         *ret = set;
         return 0;
 }
@@ -232,6 +241,7 @@ struct channel_set *channel_set_free(struct channel_set *set) {
         proto_call_cancel(set->outbox_call);
         sd_event_source_disable_unref(set->outbox_retry);
         sd_event_source_disable_unref(set->report_defer);
+        sd_event_source_disable_unref(set->report_timer);
         free(set->hash);
         sd_event_unref(set->event);
         free(set);
@@ -265,11 +275,8 @@ int channel_set_apply_config(struct channel_set *set, const struct config *c) {
                 next = ch->next;
                 for (size_t i = 0; i < c->n_channels && !kept; i++) {
                         _cleanup_free_ char *fp = channel_fingerprint(&c->channels[i]);
-                        if (fp && streq(ch->name, c->channels[i].name) && streq(ch->fingerprint, fp)) {
-                                ch->config = &c->channels[i];
-                                ch->config_path = c->path;
+                        if (fp && streq(ch->name, c->channels[i].name) && streq(ch->fingerprint, fp))
                                 kept = true;
-                        }
                 }
                 if (kept) {
                         for (struct channel **p = &set->channels; *p; p = &(*p)->next)
