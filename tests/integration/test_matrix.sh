@@ -83,6 +83,24 @@ sleep 2
 [[ $(sent_count "echo: hello bot") == 1 ]] || fail "an old answer was sent again after the restart"
 pass "after kill -9 of conclave-channels /sync resumes from the persisted since token"
 
+# --- kill -9 of conclave-channels during a burst: each message arrives exactly once -----------------
+human=$(cv actor list -g g1 --json | jq -r '.[] | select(.kind == "human" and (.id | startswith("mx-"))) | .id' | head -1)
+[[ -n $human ]] || fail "no human actor for @alice"
+n=20
+for i in $(seq 1 $n); do cv send -g g1 --to "$human" "burst $i of $n" >/dev/null || fail "send $i"; done
+burst_count() { fake_get "$mx_port" /_fake/sent | jq '[.[] | select(.body | startswith("burst "))] | length'; }
+some() { [[ $(burst_count) -ge 3 ]]; }
+wait_for 20 some || fail "the burst does not arrive"
+kill -9 "$(pgrep -u "$SANDBOX_UID" -f 'conclave-channels' | head -1)"
+all() { [[ $(burst_count) -ge $n ]]; }
+wait_for 60 all || fail "only $(burst_count) of $n burst messages arrived after the kill"
+sleep 2
+for i in $(seq 1 $n); do
+    c=$(sent_count "burst $i of $n")
+    [[ $c == 1 ]] || fail "burst message $i arrived $c times"
+done
+pass "kill -9 of conclave-channels mid-burst: all $n messages in the room exactly once (unsolicited ones to room)"
+
 # --- exactly once although the server dropped the connection after taking the message -------------
 fake_post "$mx_port" /_fake/fault '{"match":"/send/","mode":"drop_after"}' >/dev/null
 inject '{"body":"taken then dropped","sender":"@alice:localhost"}' >/dev/null
