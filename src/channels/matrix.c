@@ -203,7 +203,7 @@ static void on_sync(struct http_call *call, const struct http_response *resp, vo
         m->batch_left = 1;
         /* The first sync only gives the position: earlier history is not imported. */
         for (size_t i = 0; m->since && i < n; i++) {
-                _cleanup_free_ char *id = NULL, *thread = NULL;
+                _cleanup_free_ char *id = NULL;
                 char *full;
                 /* "ROOM|EVENT", so a reply finds its room. */
                 if (asprintf(&full, "%s|%s", msgs[i].conversation, msgs[i].id) < 0)
