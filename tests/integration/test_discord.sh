@@ -111,4 +111,6 @@ jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("Rese
     || fail "doctor gives no fix for a bad token"
 pass "doctor: users/@me ok; a bad token gets a concrete fix"
 
+# A clean stop: leaks and errors at exit show up under ASan too.
+user_systemctl stop conclave.service || fail "stop"
 no_sanitizer_reports

@@ -198,4 +198,6 @@ file_mail alice@example.test '<m7@example.test>' 'Back' 'server is back'
 wait_for 30 has_answer "echo: server is back" || fail "no answer after the IMAP server came back"
 pass "IMAP server gone: channel degraded, recovered when it came back"
 
+# A clean stop: leaks and errors at exit show up under ASan too.
+user_systemctl stop conclave.service || fail "stop"
 no_sanitizer_reports

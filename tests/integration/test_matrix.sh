@@ -140,4 +140,6 @@ jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("acce
     || fail "doctor gives no fix for a refused token"
 pass "doctor: whoami ok; a refused token gets a concrete fix"
 
+# A clean stop: leaks and errors at exit show up under ASan too.
+user_systemctl stop conclave.service || fail "stop"
 no_sanitizer_reports

@@ -120,4 +120,6 @@ jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("xoxb
 [[ $(channel_state slbad) == down ]] || fail "a channel with a revoked token is $(channel_state slbad)"
 pass "doctor: auth.test ok; a revoked token is down with a concrete fix"
 
+# A clean stop: leaks and errors at exit show up under ASan too.
+user_systemctl stop conclave.service || fail "stop"
 no_sanitizer_reports

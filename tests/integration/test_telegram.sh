@@ -175,4 +175,6 @@ jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("BotF
 [[ $(channel_state tgbad) == down ]] || fail "a channel with a refused token is $(channel_state tgbad), not down"
 pass "doctor: ok for a good token; a refused token is down with a concrete fix"
 
+# A clean stop: leaks and errors at exit show up under ASan too.
+user_systemctl stop conclave.service || fail "stop"
 no_sanitizer_reports
