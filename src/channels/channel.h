@@ -95,9 +95,10 @@ const char *channel_state_to_string(enum channel_state st);
 
 /* A message to put on the platform. Every pointer stays valid until channel_delivery_done(). */
 struct channel_outbound {
-        /* Stable for this message and recipient across retries and restarts
-         * ("GROUP.EVENT_ID.ACTOR"): use it as the platform's idempotency key where there is one
-         * (the webhook kind sends it as X-Conclave-Delivery). */
+        /* Stable for this message and recipient across retries and restarts, unique in the
+         * installation: "EVENT_ID:ACTOR" (at most 91 characters of [A-Za-z0-9_:-]). Use it as
+         * the platform's idempotency key where there is one (the webhook kind sends it as
+         * X-Conclave-Delivery). */
         const char *delivery_id;
         const char *group;
         const char *event_id;     /* the chat.message in the ledger */

@@ -81,6 +81,7 @@ void channel_delivery_free(struct channel_delivery *d) {
         sd_event_source_disable_unref(d->done_defer);
         json_object_put(d->line);
         free(d->key);
+        free(d->delivery_id);
         free(d->channel_name);
         free(d->result_platform_id);
         free(d->result_detail);
@@ -458,13 +459,19 @@ int channel_delivery_receive(struct channel_set *set, struct json_object *line) 
         d->line = json_object_get(line);
         d->attempts = json_object_object_get_ex(line, "attempts", &v) ? (unsigned) json_object_get_int(v) : 0;
         d->in_doubt = json_object_object_get_ex(line, "in_doubt", &v) && json_object_get_boolean(v);
+        if (asprintf(&d->delivery_id, "%s:%s", event_id, actor) < 0)
+                d->delivery_id = NULL;
         d->msg = (struct channel_outbound){
-                .delivery_id = d->key, .group = group, .event_id = event_id, .from = jstr(line, "from"),
+                .delivery_id = d->delivery_id, .group = group, .event_id = event_id, .from = jstr(line, "from"),
                 .user = jstr(line, "user"), .display_name = jstr(line, "display_name"), .text = jstr(line, "text"),
                 .reply_to = jstr(line, "reply_to"), .thread = jstr(line, "thread"),
         };
-        if (!d->channel_name) {
-                channel_delivery_free(d);
+        if (!d->channel_name || !d->delivery_id) {
+                json_object_put(d->line);
+                free(d->key);
+                free(d->channel_name);
+                free(d->delivery_id);
+                free(d);
                 return -ENOMEM;
         }
         /* Index it (channels.c owns the table). */
@@ -474,6 +481,7 @@ int channel_delivery_receive(struct channel_set *set, struct json_object *line) 
                         json_object_put(d->line);
                         free(d->key);
                         free(d->channel_name);
+                        free(d->delivery_id);
                         free(d);
                         return r;
                 }

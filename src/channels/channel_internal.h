@@ -34,7 +34,8 @@ struct channel_delivery {
         struct channel *channel;            /* NULL while its channel does not exist */
         struct channel_delivery *next, *prev; /* in the channel's queue or the set's orphans */
         struct channel_delivery *hash_next;
-        char *key;                          /* delivery id: GROUP.EVENT_ID.ACTOR */
+        char *key;                          /* GROUP.EVENT_ID.ACTOR: the index key */
+        char *delivery_id;                  /* EVENT_ID:ACTOR: what the driver sees */
         char *channel_name;
         struct json_object *line;           /* the supervisor's delivery object (owns the strings) */
         struct channel_outbound msg;

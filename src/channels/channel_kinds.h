@@ -3,6 +3,7 @@
  * that kind's own). Adding a kind: write its file, add it to Makefile.am, add one line here.
  * Included several times by channel_registry.c; no include guard on purpose. */
 CHANNEL_KIND(irc)
+CHANNEL_KIND(webhook)
 CHANNEL_KIND(telegram)
 CHANNEL_KIND(slack)
 CHANNEL_KIND(discord)

@@ -374,6 +374,14 @@ int channel_hub_inbound(struct supervisor *s, struct control_request *req, struc
                 .by = actor, .text = text, .reply_to = event_id, .channel = channel, .external_id = message_id,
                 .thread = jstr(args, "thread"),
         };
+        {
+                /* A webhook may address actors and ask for a reply or an ack. */
+                struct json_object *v;
+                if (json_object_object_get_ex(args, "to", &v) && !json_object_is_type(v, json_type_null))
+                        m.to = v;
+                m.reply_required = json_object_object_get_ex(args, "reply_required", &v) && json_object_get_boolean(v);
+                m.attention = json_object_object_get_ex(args, "attention", &v) && json_object_get_boolean(v);
+        }
         r = message_post(g, &m, req, &err);
         if (r < 0) {
                 if (err.code)
