@@ -104,11 +104,11 @@ wait_for 15 has_reply "echo: after restart" || fail "no answer after the restart
 pass "after kill -9 of conclave-channels the bot identifies anew and answers; nothing sent twice"
 
 # --- live check ----------------------------------------------------------------------------------
-out=$(ctl channel.doctor '{"channel":"dc"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == true' <<<"$out" >/dev/null || fail "doctor dc"
-out=$(ctl channel.doctor '{"channel":"dcbad"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("Reset Token"))' <<<"$out" >/dev/null \
-    || fail "doctor gives no fix for a bad token"
+cv channel doctor dc >&2 || fail "conclave channel doctor dc failed"
+set +e; out=$(cv channel doctor dcbad 2>&1); rc=$?; set -e
+echo "$out" >&2
+[[ $rc == 1 ]] || fail "conclave channel doctor dcbad exited $rc, want 1"
+grep -q "FAIL" <<<"$out" && grep -A5 "FAIL" <<<"$out" | grep -q "Reset Token" || fail "doctor gives no fix for a bad token"
 pass "doctor: users/@me ok; a bad token gets a concrete fix"
 
 # A clean stop: leaks and errors at exit show up under ASan too.

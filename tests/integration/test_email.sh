@@ -177,11 +177,11 @@ sleep 1
 pass "SMTP 451 retried; the answer delivered once"
 
 # --- live check ----------------------------------------------------------------------------------
-out=$(ctl channel.doctor '{"channel":"mail"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == true' <<<"$out" >/dev/null || fail "doctor mail"
-out=$(ctl channel.doctor '{"channel":"mailbad"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("password_file"))' <<<"$out" >/dev/null \
-    || fail "doctor gives no fix for a refused login"
+cv channel doctor mail >&2 || fail "conclave channel doctor mail failed"
+set +e; out=$(cv channel doctor mailbad 2>&1); rc=$?; set -e
+echo "$out" >&2
+[[ $rc == 1 ]] || fail "conclave channel doctor mailbad exited $rc, want 1"
+grep -q "FAIL" <<<"$out" && grep -A5 "FAIL" <<<"$out" | grep -q "password_file" || fail "doctor gives no fix for a refused login"
 [[ $(channel_state mailbad) == down ]] || fail "a refused login is $(channel_state mailbad), not down"
 pass "doctor: IMAP login ok; a refused login is down with a concrete fix"
 

@@ -133,11 +133,11 @@ wait_for 15 has_reply "echo: wake the sync" || fail "message lost around the mal
 pass "malformed JSON: logged, channel degraded, recovered without a crash, nothing lost"
 
 # --- live check ----------------------------------------------------------------------------------
-out=$(ctl channel.doctor '{"channel":"mx"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == true' <<<"$out" >/dev/null || fail "doctor mx"
-out=$(ctl channel.doctor '{"channel":"mxbad"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("access_token"))' <<<"$out" >/dev/null \
-    || fail "doctor gives no fix for a refused token"
+cv channel doctor mx >&2 || fail "conclave channel doctor mx failed"
+set +e; out=$(cv channel doctor mxbad 2>&1); rc=$?; set -e
+echo "$out" >&2
+[[ $rc == 1 ]] || fail "conclave channel doctor mxbad exited $rc, want 1"
+grep -q "FAIL" <<<"$out" && grep -A5 "FAIL" <<<"$out" | grep -q "access_token" || fail "doctor gives no fix for a refused token"
 pass "doctor: whoami ok; a refused token gets a concrete fix"
 
 # A clean stop: leaks and errors at exit show up under ASan too.

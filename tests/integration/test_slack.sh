@@ -112,11 +112,11 @@ done
 pass "429 Retry-After 2 honoured (${gap}s), dropped connection and malformed answer retried; each delivered once"
 
 # --- live check ----------------------------------------------------------------------------------
-out=$(ctl channel.doctor '{"channel":"sl"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == true' <<<"$out" >/dev/null || fail "doctor sl"
-out=$(ctl channel.doctor '{"channel":"slbad"}'); echo "$out" >&2
-jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("xoxb"))' <<<"$out" >/dev/null \
-    || fail "doctor gives no fix for a revoked token"
+cv channel doctor sl >&2 || fail "conclave channel doctor sl failed"
+set +e; out=$(cv channel doctor slbad 2>&1); rc=$?; set -e
+echo "$out" >&2
+[[ $rc == 1 ]] || fail "conclave channel doctor slbad exited $rc, want 1"
+grep -q "FAIL" <<<"$out" && grep -A5 "FAIL" <<<"$out" | grep -q "xoxb" || fail "doctor gives no fix for a revoked token"
 [[ $(channel_state slbad) == down ]] || fail "a channel with a revoked token is $(channel_state slbad)"
 pass "doctor: auth.test ok; a revoked token is down with a concrete fix"
 

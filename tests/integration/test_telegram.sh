@@ -57,6 +57,8 @@ allowed_users = [\"4242\"]
 token_file = \"bad.token\"
 api_base = \"http://127.0.0.1:$bad_port\""
 wait_for 15 state_is tg up || fail "channel tg not up: $(channel_state tg) $(channel_error tg)"
+cv channel list | tee -a "$SANDBOX_HOME/list.out" >&2
+grep -Eq '^tg +telegram +g1 +up' "$SANDBOX_HOME/list.out" || fail "conclave channel list does not show tg up"
 pass "telegram channel up (long polling)"
 
 # replies to the human's messages, as (chat_id, reply_to_message_id, text) lines
@@ -165,13 +167,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Telegram-Bot-Api-Secret-Toke
 pass "webhook mode: registered with the gateway URL, duplicate delivery answered once, forged update refused"
 
 # --- live check ----------------------------------------------------------------------------------
-out=$(ctl channel.doctor '{"channel":"tg"}')
+cv channel doctor tg >&2 || fail "conclave channel doctor tg failed"
+set +e; out=$(cv channel doctor tgbad 2>&1); rc=$?; set -e
 echo "$out" >&2
-jq -e '.result.channels[0].ok == true' <<<"$out" >/dev/null || fail "doctor tg"
-out=$(ctl channel.doctor '{"channel":"tgbad"}')
-echo "$out" >&2
-jq -e '.result.channels[0].ok == false and (.result.channels[0].fix | test("BotFather"))' <<<"$out" >/dev/null \
-    || fail "doctor gives no fix for a refused token"
+[[ $rc == 1 ]] || fail "conclave channel doctor tgbad exited $rc, want 1"
+grep -q "FAIL" <<<"$out" && grep -A5 "FAIL" <<<"$out" | grep -q "BotFather" || fail "doctor gives no fix for a refused token"
 [[ $(channel_state tgbad) == down ]] || fail "a channel with a refused token is $(channel_state tgbad), not down"
 pass "doctor: ok for a good token; a refused token is down with a concrete fix"
 
