@@ -80,8 +80,8 @@ int discord_parse_ready(const struct discord_frame *f, char **ret_session, char 
 }
 
 int discord_parse_message(const struct discord_frame *f, const char *own_user_id, struct platform_message *ret) {
-        struct json_object *author, *bot, *d = f->data;
-        const char *id, *channel, *author_id, *content, *name;
+        struct json_object *author, *bot, *ref, *d = f->data;
+        const char *id, *channel, *author_id, *content, *name, *ref_id;
         struct platform_message m = {};
 
         if (!streq(f->event, "MESSAGE_CREATE") || !json_object_is_type(d, json_type_object))
@@ -105,6 +105,10 @@ int discord_parse_message(const struct discord_frame *f, const char *own_user_id
         m.text = strdup(content);
         if (name && platform_strdup_field(name, PLATFORM_FIELD_MAX, &m.sender_name) == -ENOMEM)
                 m.sender_name = NULL;
+        ref = platform_json_object(d, "message_reference");
+        ref_id = ref ? platform_json_string(ref, "message_id") : NULL;
+        if (discord_snowflake_valid(ref_id) && !(m.reply_to = strdup(ref_id)))
+                m.text = mfree(m.text);
         if (!m.id || !m.sender || !m.conversation || !m.thread || !m.text) {
                 platform_message_done(&m);
                 return -ENOMEM;

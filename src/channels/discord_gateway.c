@@ -106,7 +106,7 @@ static void dispatch(struct discord_gateway *g, const struct discord_frame *f) {
                 channel_set_state(g->ch, CHANNEL_UP, NULL);
         } else if (streq(f->event, "MESSAGE_CREATE")) {
                 struct platform_message m = {};
-                char id[64];
+                char id[64], reply[64];
                 int r = discord_parse_message(f, g->user_id, &m);
                 if (r < 0) {
                         channel_log(g->ch, LOG_WARNING, r, "discord gateway: malformed MESSAGE_CREATE skipped");
@@ -116,7 +116,10 @@ static void dispatch(struct discord_gateway *g, const struct discord_frame *f) {
                         return;
                 /* "CHANNEL:MESSAGE", so a reply knows its channel. */
                 snprintf(id, sizeof id, "%s:%s", m.conversation, m.id);
-                struct channel_inbound in = { .message_id = id, .user = m.sender, .display_name = m.sender_name, .text = m.text };
+                if (m.reply_to)
+                        snprintf(reply, sizeof reply, "%s:%s", m.conversation, m.reply_to);
+                struct channel_inbound in = { .message_id = id, .user = m.sender, .display_name = m.sender_name, .text = m.text,
+                                              .reply_to = m.reply_to ? reply : NULL };
                 (void) channel_report_inbound(g->ch, &in, on_inbound_done, NULL);
                 platform_message_done(&m);
         }

@@ -203,7 +203,7 @@ static void on_sync(struct http_call *call, const struct http_response *resp, vo
         m->batch_left = 1;
         /* The first sync only gives the position: earlier history is not imported. */
         for (size_t i = 0; m->since && i < n; i++) {
-                _cleanup_free_ char *id = NULL;
+                _cleanup_free_ char *id = NULL, *reply = NULL;
                 char *full;
                 /* "ROOM|EVENT", so a reply finds its room. */
                 if (asprintf(&full, "%s|%s", msgs[i].conversation, msgs[i].id) < 0)
@@ -214,10 +214,15 @@ static void on_sync(struct http_call *call, const struct http_response *resp, vo
                         channel_log(m->ch, LOG_WARNING, 0, "an event id too long to keep was skipped");
                         continue;
                 }
+                if (msgs[i].reply_to && asprintf(&full, "%s|%s", msgs[i].conversation, msgs[i].reply_to) >= 0) {
+                        reply = platform_id_encode(full, CHANNEL_MESSAGE_ID_MAX);
+                        free(full);
+                }
                 struct channel_inbound in = {
                         .message_id = id,
                         .user = msgs[i].sender,
                         .text = msgs[i].text,
+                        .reply_to = reply,
                 };
                 m->batch_left++;
                 r = channel_report_inbound(m->ch, &in, on_inbound_done, NULL);

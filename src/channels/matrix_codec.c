@@ -44,6 +44,15 @@ static int parse_event(struct json_object *ev, const char *room, const char *own
         }
         m->thread = strdup(event_id);
         m->text = strdup(body);
+        {
+                struct json_object *rel = platform_json_object(content, "m.relates_to");
+                struct json_object *irt = rel ? platform_json_object(rel, "m.in_reply_to") : NULL;
+                const char *target = irt ? platform_json_string(irt, "event_id") : NULL;
+                if (target && target[0] == '$' && strlen(target) <= PLATFORM_FIELD_MAX && !(m->reply_to = strdup(target))) {
+                        platform_message_done(m);
+                        return -ENOMEM;
+                }
+        }
         if (!m->thread || !m->text) {
                 platform_message_done(m);
                 return -ENOMEM;

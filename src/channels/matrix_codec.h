@@ -14,7 +14,8 @@
 
 /* Parses a /sync answer. *ret_next_batch: the token for the next call. Messages: m.room.message
  * events with msgtype m.text or m.emote, not sent by own_user_id (our own messages come back),
- * id the event_id, sender the user id, conversation the room id, thread the event id. Malformed
+ * id the event_id, sender the user id, conversation the room id, thread the event id, reply_to the
+ * event id of m.relates_to.m.in_reply_to. Malformed
  * events are skipped and counted in *ret_malformed; a malformed envelope is -EBADMSG. */
 int matrix_parse_sync(const char *body, size_t len, const char *own_user_id, char **ret_next_batch,
                       struct platform_message **ret, size_t *ret_n, size_t *ret_malformed);

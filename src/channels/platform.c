@@ -14,6 +14,7 @@ void platform_message_done(struct platform_message *m) {
         free(m->sender_name);
         free(m->conversation);
         free(m->thread);
+        free(m->reply_to);
         free(m->subject);
         free(m->text);
         *m = (struct platform_message){};

@@ -19,6 +19,7 @@ struct platform_message {
         char *sender_name;  /* readable name (username, display name); may be NULL */
         char *conversation; /* where a reply goes: chat id, channel id, room id, address */
         char *thread;       /* what a reply threads under; may be NULL */
+        char *reply_to;     /* the platform id of the message this one answers; may be NULL */
         char *subject;      /* e-mail only; may be NULL */
         char *text;
 };

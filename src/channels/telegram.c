@@ -245,6 +245,7 @@ static void on_updates(struct http_call *call, const struct http_response *resp,
                         .user = m->sender,
                         .display_name = m->sender_name,
                         .text = m->text,
+                        .reply_to = m->reply_to,
                 };
                 t->batch_left++;
                 r = channel_report_inbound(t->ch, &in, on_inbound_done, NULL);

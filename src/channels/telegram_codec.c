@@ -49,7 +49,7 @@ static int id_string(struct json_object *obj, const char *key, char *buf, size_t
 }
 
 int telegram_parse_update(struct json_object *update, int64_t *ret_update_id, struct platform_message *ret) {
-        struct json_object *msg, *from, *chat, *is_bot;
+        struct json_object *msg, *from, *chat, *is_bot, *reply;
         char chat_id[24], message_id[24], user_id[24], id[64];
         const char *text, *name;
         struct platform_message m = {};
@@ -86,6 +86,13 @@ int telegram_parse_update(struct json_object *update, int64_t *ret_update_id, st
         /* An odd name is dropped, not the message. */
         if (name && platform_strdup_field(name, PLATFORM_FIELD_MAX, &m.sender_name) == -ENOMEM)
                 m.sender_name = NULL;
+        reply = platform_json_object(msg, "reply_to_message");
+        if (reply && id_string(reply, "message_id", message_id, sizeof message_id) >= 0) {
+                snprintf(id, sizeof id, "%s:%s", chat_id, message_id);
+                m.reply_to = strdup(id);
+                if (!m.reply_to)
+                        m.text = mfree(m.text);
+        }
         if (!m.id || !m.sender || !m.conversation || !m.thread || !m.text) {
                 platform_message_done(&m);
                 return -ENOMEM;

@@ -19,7 +19,8 @@ int telegram_parse_response(long status, const char *body, size_t len, struct js
                             struct platform_error *err);
 
 /* One Update. Returns 1 with *ret filled for a text message from a human (id "CHAT:MESSAGE",
- * sender the user id, conversation the chat id, thread the message id), 0 for an update that
+ * sender the user id, conversation the chat id, thread the message id, reply_to "CHAT:MESSAGE"
+ * of the message it answers), 0 for an update that
  * carries nothing for us (edits, joins, stickers, bots), -EBADMSG when malformed. *ret_update_id
  * is set whenever the update has a valid update_id (also for 0). */
 int telegram_parse_update(struct json_object *update, int64_t *ret_update_id, struct platform_message *ret);

@@ -202,6 +202,8 @@ static void inbound(struct upstream *u, struct http_request *req, const char *ch
         json_object_object_add(args, "message_id", json_object_new_string(m->id));
         if (thread)
                 json_object_object_add(args, "thread", json_object_new_string(thread));
+        if (m->reply_to)
+                json_object_object_add(args, "reply_to", json_object_new_string(m->reply_to));
         json_object_object_add(args, "user", json_object_new_string(m->sender));
         if (m->sender_name)
                 json_object_object_add(args, "display_name", json_object_new_string(m->sender_name));

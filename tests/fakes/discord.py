@@ -46,7 +46,6 @@ class State(fakelib.FakeState):
         self.sessions = {}  # session_id -> {"seq", "events": [(seq, payload)], "conn", "intents"}
         self.identifies = 0
         self.resumes = 0
-        self.port = 0
 
     def snowflake(self):
         self.next_id += 1
@@ -337,20 +336,7 @@ def main():
     ap.add_argument("--token", default="MTAwMDAw.test.bot-token")
     ap.add_argument("--heartbeat-ms", type=int, default=41250)
     args = ap.parse_args()
-    st = State(args.token, args.heartbeat_ms)
-    orig = fakelib.serve
-
-    # serve() blocks; learn the port from the port file hook by wrapping the server class.
-    import http.server
-
-    class Server(http.server.ThreadingHTTPServer):
-        def server_activate(self):
-            super().server_activate()
-            st.port = self.server_address[1]
-
-    fakelib.ThreadingHTTPServer = Server
-    orig("discord", Handler, st, args)
-
+    fakelib.serve("discord", Handler, State(args.token, args.heartbeat_ms), args)
 
 if __name__ == "__main__":
     main()

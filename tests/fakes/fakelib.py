@@ -41,6 +41,7 @@ class FakeState:
         self.faults = []
         self.requests = []
         self.sent = []
+        self.port = 0  # set once listening
 
     def take_fault(self, path):
         with self.lock:
@@ -212,6 +213,7 @@ def serve(name, handler_cls, state, args):
     httpd.daemon_threads = True
     httpd.fake_name = name
     port = httpd.server_address[1]
+    state.port = port
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

@@ -53,7 +53,12 @@ ev=$(inject '{"body":"hello bot","sender":"@alice:localhost"}')
 wait_for 15 has_reply "echo: hello bot" || fail "no answer in the room"
 fake_get "$mx_port" /_fake/sent | jq -e --arg ev "$ev" '.[] | select(.body == "echo: hello bot" and .in_reply_to == $ev and .room == "!general:localhost")' >/dev/null \
     || fail "the answer is not a reply to $ev: $(fake_get "$mx_port" /_fake/sent)"
-pass "a Matrix user talks to the echo actor; the answer is an m.in_reply_to reply"
+bot_ev=$(fake_get "$mx_port" /_fake/sent | jq -r '.[] | select(.body == "echo: hello bot") | .event_id')
+echo_ev=$(cv tail -g g1 -n 10000 --json | jq -r 'select(.kind == "chat.message" and .data.text == "echo: hello bot") | .id')
+inject "{\"body\":\"thanks\",\"sender\":\"@alice:localhost\",\"reply_to\":\"$bot_ev\"}" >/dev/null
+got_thanks() { human_messages g1 | jq -e --arg e "$echo_ev" 'select(.data.text == "thanks" and .data.reply_to == $e)' >/dev/null; }
+wait_for 15 got_thanks || fail "a rich reply to the bot's message is not a reply to $echo_ev in the ledger"
+pass "a Matrix user talks to the echo actor; the answer is an m.in_reply_to reply, and a reply to it is a reply in the ledger"
 
 # --- duplicate event, denied sender ------------------------------------------------------------
 inject '{"body":"twice","sender":"@alice:localhost","duplicate":true}' >/dev/null

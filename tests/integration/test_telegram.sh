@@ -72,7 +72,13 @@ wait_for 15 has_reply "$tg_port" "echo: hello bot" || fail "no answer on Telegra
 sent "$tg_port" | grep -qx "4242 $mid echo: hello bot" || fail "the answer is not a reply to message $mid: $(sent "$tg_port")"
 human_messages g1 | jq -e 'select(.data.text == "hello bot")' >/dev/null || fail "message not in the ledger"
 cv actor list -g g1 --json | jq -e '.[] | select(.kind == "human")' >/dev/null || fail "no human actor bound"
-pass "a Telegram user talks to the echo actor; the answer is a threaded reply"
+# The human answers the bot's message on Telegram: a reply in the ledger too.
+bot_mid=$(fake_get "$tg_port" /_fake/sent | jq -r '.[] | select(.text == "echo: hello bot") | .message_id')
+echo_ev=$(cv tail -g g1 -n 10000 --json | jq -r 'select(.kind == "chat.message" and .data.text == "echo: hello bot") | .id')
+fake_post "$tg_port" /_fake/inject "{\"text\":\"thanks\",\"from_id\":4242,\"reply_to\":$bot_mid}" >/dev/null
+got_thanks() { human_messages g1 | jq -e --arg e "$echo_ev" 'select(.data.text == "thanks" and .data.reply_to == $e)' >/dev/null; }
+wait_for 15 got_thanks || fail "a reply on Telegram to the bot's message is not a reply to $echo_ev in the ledger"
+pass "a Telegram user talks to the echo actor; the answer is a threaded reply, and a reply to it is a reply in the ledger"
 
 # --- duplicate update, denied sender ------------------------------------------------------------
 fake_post "$tg_port" /_fake/inject '{"text":"twice","from_id":4242,"duplicate":true}' >/dev/null

@@ -40,13 +40,15 @@ static void test_gateway(void **state) {
         json_object_put(o);
 
         assert_int_equal(frame("{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":5,\"d\":{\"id\":\"800\",\"channel_id\":\"900\","
-                               "\"author\":{\"id\":\"4242\",\"username\":\"alice\"},\"content\":\"hi\"}}", &o, &f), 0);
+                               "\"author\":{\"id\":\"4242\",\"username\":\"alice\"},\"content\":\"hi\","
+                               "\"message_reference\":{\"message_id\":\"777\"}}}", &o, &f), 0);
         assert_int_equal(discord_parse_message(&f, "7001", &m), 1);
         assert_string_equal(m.id, "800");
         assert_string_equal(m.sender, "4242");
         assert_string_equal(m.sender_name, "alice");
         assert_string_equal(m.conversation, "900");
         assert_string_equal(m.thread, "800");
+        assert_string_equal(m.reply_to, "777");
         platform_message_done(&m);
         assert_int_equal(discord_parse_message(&f, "4242", &m), 0); /* ourselves */
         json_object_put(o);

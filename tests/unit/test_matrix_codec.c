@@ -21,7 +21,8 @@ static void test_sync(void **state) {
                   "{\"type\":\"m.room.message\",\"event_id\":\"nodollar\",\"sender\":\"@alice:localhost\",\"content\":{\"msgtype\":\"m.text\",\"body\":\"x\"}},"
                   "{\"type\":\"m.room.message\",\"event_id\":\"$g:localhost\",\"sender\":\"@alice:localhost\",\"content\":{\"msgtype\":\"m.text\",\"body\":7}},"
                   "\"junk\","
-                  "{\"type\":\"m.room.message\",\"event_id\":\"$h:localhost\",\"sender\":\"@carol:localhost\",\"content\":{\"msgtype\":\"m.emote\",\"body\":\"waves\"}}"
+                  "{\"type\":\"m.room.message\",\"event_id\":\"$h:localhost\",\"sender\":\"@carol:localhost\",\"content\":{\"msgtype\":\"m.emote\",\"body\":\"waves\","
+                  "\"m.relates_to\":{\"m.in_reply_to\":{\"event_id\":\"$a:localhost\"}}}}"
                   "]}}},\"leave\":{}}}", &len);
         assert_int_equal(matrix_parse_sync(b, len, "@bot:localhost", &next, &m, &n, &bad), 0);
         free(b);
@@ -34,6 +35,8 @@ static void test_sync(void **state) {
         assert_string_equal(m[0].conversation, "!room:localhost");
         assert_string_equal(m[0].text, "hi");
         assert_string_equal(m[1].text, "waves");
+        assert_string_equal(m[1].reply_to, "$a:localhost");
+        assert_null(m[0].reply_to);
         platform_messages_free(m, n);
 
         b = exact("{\"next_batch\":\"s1\"}", &len);

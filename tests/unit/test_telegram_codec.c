@@ -58,7 +58,8 @@ static void test_updates(void **state) {
                 "{\"update_id\":103,\"message\":{\"message_id\":\"x\",\"chat\":{\"id\":1}}},"
                 "{\"update_id\":104,\"message\":{\"message_id\":7,\"from\":{\"id\":43},\"chat\":{\"id\":-1001},\"photo\":[]}},"
                 "{\"no_update_id\":1},"
-                "{\"update_id\":105,\"message\":{\"message_id\":8,\"from\":{\"id\":44,\"first_name\":\"B\\nx\"},\"chat\":{\"id\":-1001},\"text\":\"group hi\"}}"
+                "{\"update_id\":105,\"message\":{\"message_id\":8,\"from\":{\"id\":44,\"first_name\":\"B\\nx\"},\"chat\":{\"id\":-1001},\"text\":\"group hi\","
+                        "\"reply_to_message\":{\"message_id\":3}}}"
                 "]}", &res, &err), 0);
         assert_int_equal(telegram_parse_updates(res, &offset, &m, &n, &bad), 0);
         json_object_put(res);
@@ -73,6 +74,8 @@ static void test_updates(void **state) {
         assert_string_equal(m[0].text, "hello");
         assert_string_equal(m[1].id, "-1001:8");
         assert_null(m[1].sender_name); /* a name with a newline is dropped, not the message */
+        assert_null(m[0].reply_to);
+        assert_string_equal(m[1].reply_to, "-1001:3");
         platform_messages_free(m, n);
 
         /* An empty batch leaves the offset alone. */
