@@ -338,5 +338,6 @@ def main():
     args = ap.parse_args()
     fakelib.serve("discord", Handler, State(args.token, args.heartbeat_ms), args)
 
+
 if __name__ == "__main__":
     main()
