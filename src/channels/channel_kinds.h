@@ -4,3 +4,8 @@
  * Included several times by channel_registry.c; no include guard on purpose. */
 CHANNEL_KIND(irc)
 CHANNEL_KIND(webhook)
+CHANNEL_KIND(telegram)
+CHANNEL_KIND(slack)
+CHANNEL_KIND(discord)
+CHANNEL_KIND(matrix)
+CHANNEL_KIND(email)

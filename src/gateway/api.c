@@ -20,6 +20,7 @@
 #include "timeutil.h"
 #include "upstream.h"
 #include "webhooks.h"
+#include "platform_webhooks.h"
 #include "webui.h"
 #include "worker.h"
 
@@ -34,6 +35,7 @@ struct gateway_api {
         struct ratelimit *rate;
         unsigned rate_per_minute;
         struct webhooks *webhooks;
+        struct platform_webhooks *platform_webhooks;
         size_t max_body;
         bool web_ui;
 };
@@ -370,6 +372,8 @@ static void dispatch_route(struct gateway_api *api, struct http_request *req, co
         case ROUTE_EVENTS_STREAM:
                 return handle_stream(api, req, m);
         case ROUTE_WEBHOOK:
+                if (platform_webhooks_handle(api->platform_webhooks, api->upstream, req, m->channel))
+                        return;
                 args = webhooks_verify(api->webhooks, req, m->channel);
                 /* 202: accepted and durable, to be delivered to the group's actors. */
                 if (args)
@@ -491,6 +495,8 @@ int gateway_api_new(sd_event *event, struct worker *worker, struct gateway_api *
                 sse_hub_set_upstream(api->hub, api->upstream);
                 r = webhooks_new(&api->webhooks);
         }
+        if (r >= 0)
+                r = platform_webhooks_new(&api->platform_webhooks);
         if (r < 0) {
                 gateway_api_free(api);
                 return r;
@@ -503,6 +509,7 @@ struct gateway_api *gateway_api_free(struct gateway_api *api) {
         if (!api)
                 return NULL;
         webhooks_free(api->webhooks);
+        platform_webhooks_free(api->platform_webhooks);
         upstream_free(api->upstream);
         sse_hub_free(api->hub);
         if (api->auth_loaded)
@@ -532,6 +539,8 @@ int gateway_api_apply_config(struct gateway_api *api, const struct config *c, bo
                 }
         }
         r = webhooks_apply_config(api->webhooks, c);
+        if (r >= 0)
+                r = platform_webhooks_apply_config(api->platform_webhooks, c);
         if (r < 0) {
                 gateway_auth_done(&auth);
                 ratelimit_free(rate);

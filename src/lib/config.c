@@ -103,6 +103,8 @@ static const char *const channel_setting_keys[] = {
         "sasl", "secret_file", "server", "signing_secret_file", "smtp_url", "tls", "to",
         "token_file", "url", "user_id", "username", "webhook", NULL,
 };
+/* Keys of the platform kinds (telegram, slack, discord, matrix, email) beyond the list above. */
+static const char *const channel_platform_keys[] = { "mode", "poll_timeout", "webhook_url", NULL };
 static const char *const channel_kinds[] = {
         "telegram", "slack", "discord", "irc", "matrix", "email", "webhook", NULL,
 };
@@ -689,7 +691,7 @@ static void handle_channel_key(struct parser *p, const char *section, const char
                 ch->n_allowed_users = n;
                 return;
         }
-        if (!strv_contains(channel_setting_keys, key)) {
+        if (!strv_contains(channel_setting_keys, key) && !strv_contains(channel_platform_keys, key)) {
                 diag(p, CONFIG_WARNING, p->line, section, key,
                      "unknown key (ignored); see conclave.toml(5) for the keys of [channels.NAME]");
                 return;
