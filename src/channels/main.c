@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm_service.h"
 #include "log.h"
 #include "macro.h"
 #include "paths.h"
@@ -89,9 +90,6 @@ static int channels_apply_config(struct worker *w, const struct config *c, bool 
         ch->n_up = 0;
         ch->n_providers = c->n_providers;
 
-        if (c->n_providers > 0 && initial)
-                log_notice("%zu LLM provider(s) configured; providers are %s", c->n_providers,
-                           DOWN_REASON);
         log_info("%zu channel(s) configured, %zu up", ch->n_channels, ch->n_up);
         return 0;
 }
@@ -101,7 +99,7 @@ static void channels_status(struct worker *w, char *buf, size_t size) {
         char providers[64] = "";
 
         if (ch->n_providers > 0)
-                snprintf(providers, sizeof providers, "; %zu provider%s (not yet implemented)",
+                snprintf(providers, sizeof providers, "; %zu LLM provider%s",
                          ch->n_providers, ch->n_providers == 1 ? "" : "s");
         if (ch->n_channels == 0)
                 snprintf(buf, size, "0/0 channels up (none configured)%s", providers);
@@ -118,6 +116,7 @@ static const struct worker_ops channels_ops = {
 int main(int argc, char *argv[]) {
         _cleanup_free_ char *config_path = NULL;
         struct channels channels = {};
+        struct llm_service *llm = NULL;
         struct worker w;
         int r;
 
@@ -132,10 +131,13 @@ int main(int argc, char *argv[]) {
 
         r = worker_init(&w, PROGRAM, &channels_ops, config_path, &channels);
         if (r >= 0)
+                r = llm_service_new(&w, NULL, &llm);
+        if (r >= 0)
                 r = worker_run(&w);
         else
                 r = EXIT_FAILURE;
 
+        llm_service_free(llm);
         worker_done(&w);
         strv_free(channels.known, channels.n_known);
         return r;

@@ -26,6 +26,7 @@ extern const struct control_op control_ops_core[];
 extern const struct control_op control_ops_groups[];
 extern const struct control_op control_ops_backup[];
 extern const struct control_op control_ops_automation[];
+extern const struct control_op control_ops_llm[];
 
 /* Requests from a worker over its channel (proto_link.h): answered with "reply" packets, streams
  * with "stream" packets. A worker that goes away (detach) gets no answers; its streams end. */
