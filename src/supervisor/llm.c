@@ -416,7 +416,7 @@ static void turn_succeeded(struct llm_actor *l, struct llm_turn *t, struct json_
         /* Conclave's own share before the provider: from picking up the durable message to
          * handing the request to curl (both CLOCK_MONOTONIC, one machine). */
         json_object_object_add(usage_event, "overhead_to_provider_us",
-                               json_object_new_uint64(sent > t->started_usec ? sent - t->started_usec : 0));
+                               json_object_new_uint64(started > t->started_usec ? started - t->started_usec : 0));
         if (json_object_object_get_ex(result, "attempts", &v))
                 json_object_object_add(usage_event, "attempts", json_object_get(v));
         if (jstr(result, "finish_reason"))
@@ -449,8 +449,19 @@ static void on_turn_reply(struct json_object *reply, int error, bool more, void 
                     json_object_object_get_ex(t->reply, "result", &result))
                         turn_succeeded(l, t, result);
                 else {
+                        struct json_object *status = NULL, *attempts = NULL;
+                        char http[32] = "";
+                        int64_t n;
+
                         json_object_object_get_ex(t->reply, "error", &err);
-                        turn_failed(l, t, jstr(err, "code") ?: "internal", err, "%s", jstr(err, "message") ?: "no reason given");
+                        json_object_object_get_ex(err, "status", &status);
+                        json_object_object_get_ex(err, "attempts", &attempts);
+                        if (status && json_object_is_type(status, json_type_int))
+                                snprintf(http, sizeof http, ", HTTP %" PRId64, json_object_get_int64(status));
+                        n = attempts ? json_object_get_int64(attempts) : 0;
+                        turn_failed(l, t, jstr(err, "code") ?: "internal", err, "provider %s (model %s): %s after %" PRId64
+                                    " attempt%s%s: %s", t->provider, t->model, jstr(err, "code") ?: "internal", n,
+                                    n == 1 ? "" : "s", http, jstr(err, "message") ?: "no reason given");
                 }
         } else if (llm_supervisor(l)->state == SUPERVISOR_STOPPING) {
                 /* Shutting down: the message stays unanswered and unread, and is answered after
