@@ -17,8 +17,8 @@
 #include "schedule.h"
 
 #define SEC(x) ((uint64_t) (x) * USEC_PER_SEC)
-#define MIN(x) SEC((uint64_t) (x) * 60)
-#define HOUR(x) MIN((uint64_t) (x) * 60)
+#define MINUTES(x) SEC((uint64_t) (x) * 60)
+#define HOUR(x) MINUTES((uint64_t) (x) * 60)
 #define BASE SEC(1795000000) /* 2026-11-18T10:13:20Z */
 
 static uint64_t utc(const char *s) {
@@ -68,20 +68,20 @@ static void test_every(void **state) {
 }
 
 static void test_at(void **state) {
-        struct schedule_timing t = { .kind = SCHEDULE_AT, .created_usec = BASE, .at_usec = BASE + MIN(5) };
+        struct schedule_timing t = { .kind = SCHEDULE_AT, .created_usec = BASE, .at_usec = BASE + MINUTES(5) };
         struct schedule_run run;
         uint64_t next;
 
         (void) state;
-        assert_int_equal(schedule_due(&t, 0, BASE + MIN(1), &run, &next), 0);
-        assert_int_equal(next, BASE + MIN(5));
-        assert_int_equal(schedule_due(&t, 0, BASE + MIN(5), &run, &next), 1);
-        assert_int_equal(run.due_usec, BASE + MIN(5));
+        assert_int_equal(schedule_due(&t, 0, BASE + MINUTES(1), &run, &next), 0);
+        assert_int_equal(next, BASE + MINUTES(5));
+        assert_int_equal(schedule_due(&t, 0, BASE + MINUTES(5), &run, &next), 1);
+        assert_int_equal(run.due_usec, BASE + MINUTES(5));
         assert_int_equal(run.missed, 0);
         /* Late (the daemon was down): it still runs, once. */
         assert_int_equal(schedule_due(&t, 0, BASE + HOUR(5), &run, &next), 1);
-        assert_int_equal(run.due_usec, BASE + MIN(5));
-        assert_int_equal(schedule_due(&t, BASE + MIN(5), BASE + HOUR(5), &run, &next), 0);
+        assert_int_equal(run.due_usec, BASE + MINUTES(5));
+        assert_int_equal(schedule_due(&t, BASE + MINUTES(5), BASE + HOUR(5), &run, &next), 0);
         assert_int_equal(next, UINT64_MAX);
 }
 
@@ -120,13 +120,13 @@ static void test_parse_time(void **state) {
 
         (void) state;
         assert_int_equal(schedule_parse_time("+10m", now, &v), 0);
-        assert_int_equal(v, now + MIN(10));
+        assert_int_equal(v, now + MINUTES(10));
         assert_int_equal(schedule_parse_time("+10", now, &v), 0); /* seconds, as in config.toml */
         assert_int_equal(v, now + SEC(10));
         assert_int_equal(schedule_parse_time("+90s", now, &v), 0);
         assert_int_equal(v, now + SEC(90));
         assert_int_equal(schedule_parse_time("+1.5h", now, &v), 0);
-        assert_int_equal(v, now + MIN(90));
+        assert_int_equal(v, now + MINUTES(90));
         assert_int_equal(schedule_parse_time("2026-11-22T14:30:00Z", now, &v), 0);
         assert_int_equal(v, utc("2026-11-22T14:30:00Z"));
         assert_int_equal(schedule_parse_time("2026-11-22T14:30Z", now, &v), 0);
@@ -191,7 +191,7 @@ static void test_reminder_backoff(void **state) {
                 assert_int_equal(reminder_interval(&p, n), expected[n - 1]);
         assert_int_equal(reminder_interval(&p, 1000), HOUR(3)); /* no overflow */
         /* A cap below `after` does not shorten the first wait, and nothing grows past it. */
-        p.interval_max_usec = MIN(10);
+        p.interval_max_usec = MINUTES(10);
         assert_int_equal(reminder_interval(&p, 1), HOUR(1));
         assert_int_equal(reminder_interval(&p, 4), HOUR(1));
 
