@@ -273,7 +273,9 @@ int llm_call_start(sd_event *event, struct http_engine *engine, struct llm_call_
         c->done = done;
         c->userdata = userdata;
         c->result.started_usec = now_usec(CLOCK_MONOTONIC);
-        if (!c->what || (p->log_fields && !c->log_fields)) {
+        /* curl sends "Expect: 100-continue" for bodies over 1 KiB and waits up to a second for
+         * the 100 that many servers never send; an empty Expect: header turns that off. */
+        if (!c->what || (p->log_fields && !c->log_fields) || llm_header(&c->p.http, "Expect:") < 0) {
                 call_free(c);
                 return -ENOMEM;
         }

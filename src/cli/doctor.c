@@ -128,6 +128,13 @@ static void check_config(struct report *r, const char *path, struct config **ret
                 char section[96];
                 snprintf(section, sizeof section, "providers.%s", c->providers[i].name);
                 check_secret_file(r, c, section, "api_key_file", c->providers[i].api_key_file, c->providers[i].line);
+                if (!c->providers[i].api_key_file && !c->providers[i].base_url &&
+                    (streq(c->providers[i].kind, "openai") || streq(c->providers[i].kind, "anthropic")))
+                        finding(r, "warning", "secrets", c->path, c->providers[i].line,
+                                "[%s] api_key_file: not set, and %s needs a key: set api_key_file (mode 0600), or give "
+                                "the service the credential provider-%s (LoadCredential=provider-%s:/path/to/key)",
+                                section, streq(c->providers[i].kind, "openai") ? "api.openai.com" : "api.anthropic.com",
+                                c->providers[i].name, c->providers[i].name);
         }
         for (size_t i = 0; i < c->n_channels; i++) {
                 const struct config_channel *ch = &c->channels[i];

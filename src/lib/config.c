@@ -963,10 +963,11 @@ static void validate_providers(struct parser *p) {
                         diag(p, CONFIG_ERROR, key_line(p, sec, "base_url"), sec, "base_url",
                              "\"%s\" is not an http:// or https:// URL with a host (no spaces, no user:password@)",
                              pr->base_url);
-                if (pr->timeout_usec < USEC_PER_SEC || pr->timeout_usec > 3600 * USEC_PER_SEC)
+                if (pr->timeout_usec < USEC_PER_SEC || pr->timeout_usec > 86400 * USEC_PER_SEC)
                         diag(p, CONFIG_ERROR, key_line(p, sec, "timeout"), sec, "timeout",
-                             "must be from 1s to 1h");
-                if (key_line(p, sec, "temperature") && (pr->temperature < 0 || pr->temperature > 2))
+                             "must be from 1s to 1d");
+                /* -1 is "not set" (also what an invalid value leaves, already reported). */
+                if (pr->temperature != -1 && (pr->temperature < 0 || pr->temperature > 2))
                         diag(p, CONFIG_ERROR, key_line(p, sec, "temperature"), sec, "temperature",
                              "must be from 0 to 2 (leave it out for the model's default)");
                 else if (streq(pr->kind, "anthropic") && pr->temperature > 1)
@@ -977,12 +978,8 @@ static void validate_providers(struct parser *p) {
                         diag(p, CONFIG_ERROR, key_line(p, sec, "api_key_file"), sec, "api_key_file",
                              "expected a file name, or \"credential:ID\" for a systemd credential "
                              "(LoadCredential=ID:/path)");
+                /* A missing key is reported by `conclave doctor`: a systemd credential may supply it. */
                 has_key = pr->api_key_file != NULL;
-                if (!has_key && !pr->base_url && (streq(pr->kind, "openai") || streq(pr->kind, "anthropic")))
-                        diag(p, CONFIG_WARNING, pr->line, sec, "api_key_file",
-                             "not set: %s needs a key; set api_key_file (mode 0600), or provide the systemd "
-                             "credential provider-%s", streq(pr->kind, "openai") ? "api.openai.com" : "api.anthropic.com",
-                             pr->name);
                 if (has_key && pr->base_url && strncmp(pr->base_url, "http://", 7) == 0 &&
                     url_host(pr->base_url, host, sizeof host) == 0 && !address_is_loopback(host))
                         diag(p, CONFIG_WARNING, key_line(p, sec, "base_url"), sec, "base_url",

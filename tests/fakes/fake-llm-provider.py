@@ -16,7 +16,7 @@ The model name picks the behaviour, so one server serves every test case:
 
   fake-model        answers "echo: <the last line of the last user message>"
   slow              the same, in 6 pieces 0.25 s apart (concurrency tests)
-  slower            the same, in 8 pieces 1 s apart
+  slower            the same, in 8 pieces 0.5 s apart
   rate-limit-once   429 with Retry-After: 2 the first time a question is asked, then answers
   rate-limit        always 429 with Retry-After: 1
   rate-limit-long   429 with Retry-After: 3600
@@ -29,7 +29,8 @@ The model name picks the behaviour, so one server serves every test case:
   no-usage          answers without any token counts
 
 Other model names are unknown (404 in each API's format). Every request is logged as one JSON
-line (--log) with CLOCK_MONOTONIC times: "t_request" (request fully read) and "t_done" (last
+line (--log) with "concurrent" (requests of that API and model being answered, this one
+included) and CLOCK_MONOTONIC times: "t_request" (request fully read) and "t_done" (last
 byte written), which bench/llm uses. Standard library only.
 """
 
@@ -49,8 +50,7 @@ args = None
 log_lock = threading.Lock()
 state_lock = threading.Lock()
 seen_questions = set()
-in_flight = {}      # model -> requests being answered now
-max_in_flight = {}  # model -> the most at once
+in_flight = {}  # (API, model) -> requests being answered now
 
 
 def now():
@@ -218,17 +218,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry.update(status=401, t_done=now())
             log(entry)
             return
+        slot = (kind, model)
         with state_lock:
-            in_flight[model] = in_flight.get(model, 0) + 1
-            max_in_flight[model] = max(max_in_flight.get(model, 0), in_flight[model])
-            entry["concurrent"] = in_flight[model]
+            in_flight[slot] = in_flight.get(slot, 0) + 1
+            entry["concurrent"] = in_flight[slot]
         try:
             entry["status"] = self.serve(kind, model, body)
         except (BrokenPipeError, ConnectionResetError):
             entry["status"] = "client-gone"
         finally:
             with state_lock:
-                in_flight[model] -= 1
+                in_flight[slot] -= 1
             entry["t_done"] = now()
             log(entry)
 
@@ -280,7 +280,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return "hang"
         text = answer_for(body, kind)
         n = {"slow": 6, "slower": 8}.get(base, 3)
-        delay = {"slow": 0.25, "slower": 1.0}.get(base, 0)
+        delay = {"slow": 0.25, "slower": 0.5}.get(base, 0)
         usage = base != "no-usage"
         return {"openai": self.stream_openai, "anthropic": self.stream_anthropic,
                 "ollama": self.stream_ollama}[kind](base, model, body, text, n, delay, usage)

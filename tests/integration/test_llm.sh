@@ -96,9 +96,9 @@ pass "service started with three providers (one keyed by a systemd credential) a
 token=$(cat "$home/gateway.token")
 api() { curl -sS -H "Authorization: Bearer $token" "$@"; }
 gw=http://127.0.0.1:$port
-events() { cv tail -g g1 -n 100000 --json | jq -s .; }
-replies_to() { cv tail -g g1 -n 100000 --json | jq -r --arg id "$1" 'select(.kind == "chat.message" and .data.reply_to == $id) | .id'; }
-notify_for() { cv tail -g g1 -n 100000 --json | jq -c --arg id "$1" 'select(.kind == "system.notify" and .data.event_id == $id)'; }
+events() { cv tail -g g1 -n 10000 --json | jq -s .; }
+replies_to() { cv tail -g g1 -n 10000 --json | jq -r --arg id "$1" 'select(.kind == "chat.message" and .data.reply_to == $id) | .id'; }
+notify_for() { cv tail -g g1 -n 10000 --json | jq -c --arg id "$1" 'select(.kind == "system.notify" and .data.event_id == $id)'; }
 runtime() { cv actor show -g g1 "$1" --json | jq -r .runtime; }
 owes() { cv actor show -g g1 "$1" --json | jq '.obligations | length'; }
 fake_requests() { jq -s --arg m "$1" '[.[] | select(.model == $m)]' "$fake_log" 2>/dev/null || echo '[]'; }
@@ -305,7 +305,7 @@ cv actor show -g g1 gpt | grep -q "provider:  oa (openai), model fake-model" || 
 pass "status, actor list and actor show name provider and model"
 
 # --- a message in flight when the daemon stops is answered after the start ---------------------------
-cv actor add -g g1 slower --kind llm --model slower >/dev/null
+cv actor add -g g1 slower --kind llm --provider an --model slower >/dev/null
 fl=$(cv send -g g1 --to slower --reply-required --json "in flight over a restart" | jq -r .event_id)
 inflight() { [[ $(cv actor show -g g1 slower --json | jq .llm.in_flight) == 1 ]]; }
 wait_for 10 inflight || fail "the turn did not start"
