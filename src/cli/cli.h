@@ -34,6 +34,7 @@ int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_mcp(int argc, char **argv);
+int cmd_channel(int argc, char **argv);
 
 /* Path of a Conclave program (conclave-supervisor, …): $CONCLAVE_LIBEXECDIR, next to this
  * binary (build tree), ../libexec/conclave relative to it, then the configured libexecdir. */

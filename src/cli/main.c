@@ -36,6 +36,7 @@ static const struct cli_command commands[] = {
         { "restore", cmd_restore, "restore CONCLAVE_HOME from a backup (daemon stopped)" },
         { "schedule", cmd_schedule, "add|list|remove scheduled messages" },
         { "mcp", cmd_mcp, "serve MCP on stdin/stdout for an agent acting as an actor" },
+        { "channel", cmd_channel, "list|doctor the chat channels" },
 };
 
 static void help(void) {

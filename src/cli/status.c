@@ -132,8 +132,9 @@ static void print_status(struct json_object *r) {
                         printf("  none configured\n");
                 for (size_t i = 0; i < json_object_array_length(list); i++) {
                         struct json_object *c = json_object_array_get_idx(list, i);
-                        printf("  %-12s %-9s group %s\n", str(c, "name") ?: "?", str(c, "kind") ?: "?",
-                               str(c, "group") ?: "(none)");
+                        printf("  %-12s %-9s group %-12s %-10s%s%s\n", str(c, "name") ?: "?", str(c, "kind") ?: "?",
+                               str(c, "group") ?: "(none)", str(c, "state") ?: "?", str(c, "error") ? " " : "",
+                               str(c, "error") ?: "");
                 }
         }
 }

@@ -54,7 +54,7 @@ static unsigned status_for_code(const char *code) {
         } map[] = {
                 { "bad_request", 400 }, { "not_found", 404 }, { "exists", 409 }, { "invalid_state", 409 },
                 { "not_owed", 409 },    { "broken", 409 },    { "too_large", 413 }, { "unknown_op", 500 },
-                { "internal", 500 },
+                { "forbidden", 403 },   { "internal", 500 },
         };
         for (size_t i = 0; code && i < ELEMENTSOF(map); i++)
                 if (streq(map[i].code, code))
@@ -373,7 +373,7 @@ static void dispatch_route(struct gateway_api *api, struct http_request *req, co
                 args = webhooks_verify(api->webhooks, req, m->channel);
                 /* 202: accepted and durable, to be delivered to the group's actors. */
                 if (args)
-                        call(api, req, "message.send", args, 202);
+                        call(api, req, "channel.inbound", args, 202);
                 return;
         case ROUTE_NONE:
                 break;

@@ -20,7 +20,6 @@
 struct webhook_channel {
         char *name;
         char *group;
-        char *actor;          /* post as this actor; NULL: as the body's "from" */
         char **allowed;       /* NULL-terminated; "*" allows everyone */
         char *secret;
         size_t secret_len;
@@ -35,7 +34,6 @@ static void channels_free(struct webhook_channel *ch, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(ch[i].name);
                 free(ch[i].group);
-                free(ch[i].actor);
                 for (char **a = ch[i].allowed; a && *a; a++)
                         free(*a);
                 free(ch[i].allowed);
@@ -115,8 +113,6 @@ int webhooks_apply_config(struct webhooks *w, const struct config *c) {
                 list = grown;
                 e = &list[n++];
                 *e = (struct webhook_channel){ .name = strdup(ch->name), .group = ch->group ? strdup(ch->group) : NULL };
-                if (setting(ch, "actor"))
-                        e->actor = strdup(setting(ch, "actor"));
                 e->allowed = calloc(ch->n_allowed_users + 1, sizeof *e->allowed);
                 if (!e->name || !e->allowed) {
                         r = -ENOMEM;
@@ -159,7 +155,6 @@ struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req
         _cleanup_json_ struct json_object *body = NULL;
         struct json_object *args, *text = NULL, *from = NULL, *x;
         struct json_tokener *tok;
-        const char *by;
         char fields[128];
 
         snprintf(fields, sizeof fields, "CONCLAVE_CHANNEL=%s", channel);
@@ -218,19 +213,21 @@ struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req
                 http_request_respond_error(req, 503, "unavailable", "channel %s has no group", channel);
                 return NULL;
         }
-        by = ch->actor ? ch->actor : json_object_get_string(from);
+        /* The sender becomes (or is) the human actor bound to it on this channel, like every
+         * channel's users (channel.inbound in the supervisor). */
         args = json_object_new_object();
         if (!args) {
                 http_request_respond_error(req, 500, "internal", "out of memory");
                 return NULL;
         }
-        json_object_object_add(args, "group", json_object_new_string(ch->group));
-        json_object_object_add(args, "by", json_object_new_string(by));
-        json_object_object_add(args, "text", json_object_get(text));
         json_object_object_add(args, "channel", json_object_new_string(channel));
-        json_object_object_add(args, "external_id", json_object_new_string_len(wr.delivery.value, (int) wr.delivery.len));
-        if (ch->actor)
-                json_object_object_add(args, "external_from", json_object_get(from));
+        json_object_object_add(args, "user", json_object_get(from));
+        json_object_object_add(args, "text", json_object_get(text));
+        json_object_object_add(args, "message_id", json_object_new_string_len(wr.delivery.value, (int) wr.delivery.len));
+        if (json_object_object_get_ex(body, "name", &x) && json_object_is_type(x, json_type_string))
+                json_object_object_add(args, "display_name", json_object_get(x));
+        if (json_object_object_get_ex(body, "reply_to", &x) && json_object_is_type(x, json_type_string))
+                json_object_object_add(args, "reply_to", json_object_get(x));
         if (json_object_object_get_ex(body, "to", &x))
                 json_object_object_add(args, "to", json_object_get(x));
         if (json_object_object_get_ex(body, "reply_required", &x))

@@ -98,7 +98,8 @@ static const struct key_desc providers_keys[] = {
 
 /* Keys any channel may carry; kind-specific meaning is checked by conclave-channels. */
 static const char *const channel_setting_keys[] = {
-        "actor", "api_base", "base_url", "bot_token_file", "ca_file", "channel", "from",
+        "actor", "api_base", "base_url", "bot_token_file", "ca_file", "channel", "flood_burst",
+        "flood_interval", "from",
         "homeserver", "imap_url", "nick", "password_file", "poll_interval", "port", "room",
         "sasl", "secret_file", "server", "signing_secret_file", "smtp_url", "tls", "to",
         "token_file", "url", "user_id", "username", "webhook", NULL,

@@ -12,12 +12,14 @@
 #include "actors.h"
 #include "automation.h"
 #include "control_server.h"
-#include "fileio.h"
+#include "channel_hub.h"
 #include "dedupe.h"
+#include "fileio.h"
 #include "groups.h"
 #include "llm.h"
 #include "log.h"
 #include "macro.h"
+#include "outbox.h"
 #include "paths.h"
 #include "proto.h"
 #include "supervisor.h"
@@ -342,6 +344,7 @@ static int apply_replay(struct json_object *event, void *userdata) {
         }
         if (seq > group_state_last_seq(g->gs))
                 r = group_state_apply(g->gs, event);
+        channel_hub_group_apply(g, event);
         return r;
 }
 
@@ -438,11 +441,13 @@ static void group_free(struct group *g) {
                         (void) group_state_save(g);
                 if (g->config_seq != ledger_last_seq(g->ledger))
                         (void) group_config_write(g);
+                channel_hub_group_save(g, true);
         }
         for (size_t i = 0; i < g->n_actors; i++)
                 actor_free(g->actors[i]);
         free(g->actors);
         group_state_free(g->gs);
+        outbox_free(g->outbox);
         dedupe_free(g->dedupe);
         sd_event_source_disable_unref(g->verify_source);
         ledger_verify_free(g->verify);
@@ -459,6 +464,15 @@ void group_dedupe_remember(struct group *g, struct json_object *event) {
         const char *id = jstr(event, "id"), *kind = jstr(event, "kind"), *ext, *channel;
         char key[DEDUPE_KEY_MAX + 1];
 
+        if (g->dedupe && streq(kind, "chat.delivery") && json_object_object_get_ex(event, "data", &data) &&
+            streq(jstr(data, "status"), "succeeded") && jstr(data, "platform_id") && jstr(data, "event_id") &&
+            (channel = jstr(data, "channel"))) {
+                /* What went out, so a reply to it on the platform is a reply in the ledger. */
+                snprintf(key, sizeof key, "%s>%s", channel, jstr(data, "platform_id"));
+                if (json_object_object_get_ex(event, "seq", &v))
+                        (void) dedupe_add(g->dedupe, key, jstr(data, "event_id"), json_object_get_uint64(v));
+                return;
+        }
         if (!g->dedupe || !kind || !streq(kind, "chat.message") || !json_object_object_get_ex(event, "data", &data) ||
             !(ext = jstr(data, "external_id")))
                 return;
@@ -527,6 +541,11 @@ static int group_open(struct group *g) {
                 return r;
         {
                 uint64_t from = g->config_seq < group_state_last_seq(g->gs) ? g->config_seq : group_state_last_seq(g->gs);
+                uint64_t outbox_seq = 0;
+                r = channel_hub_group_open(g, &outbox_seq);
+                if (r < 0)
+                        return r;
+                from = MIN(from, outbox_seq);
                 r = ledger_read_range(g->ledger, from, SIZE_MAX, apply_replay, g);
         }
         if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
@@ -546,6 +565,7 @@ static int group_open(struct group *g) {
         if (r > 0) {
                 (void) group_config_write(g);
                 (void) group_state_save(g);
+                channel_hub_group_save(g, true);
         }
         if (ledger_read(g->ledger, ledger_last_seq(g->ledger), &last) >= 0) {
                 g->last_event_ms = parse_iso_ms(jstr(last, "ts"));
@@ -683,6 +703,7 @@ static void group_flush(struct group *g) {
                                 control_request_reply(p->req, res);
                         }
                         followers_send(s, g, p->event);
+                        channel_hub_group_durable(g, p->event);
                         if (kind && (strncmp(kind, "group.", 6) == 0 || strncmp(kind, "actor.added", 11) == 0 ||
                                      streq(kind, "actor.removed") || streq(kind, "actor.started") ||
                                      streq(kind, "actor.stopped")))
@@ -699,6 +720,7 @@ static void group_flush(struct group *g) {
                 (void) group_config_write(g);
         if (group_state_last_seq(g->gs) >= g->state_saved_seq + STATE_SAVE_EVERY)
                 (void) group_state_save(g);
+        channel_hub_group_save(g, false);
         if (delivered && g->state == GROUP_ACTIVE)
                 for (size_t i = 0; i < g->n_actors; i++)
                         actor_pump(g->actors[i]);
@@ -752,6 +774,7 @@ int group_append(struct group *g, const char *kind, const char *by, struct json_
                 log_group(g, LOG_ERR, r, "group %s: derived state refused event %s; it will be rebuilt on restart",
                           g->id, jstr(event, "id") ?: "?");
         group_apply_config_event(g, event);
+        channel_hub_group_apply(g, event);
         g->last_event_ms = parse_iso_ms(jstr(event, "ts"));
         automation_event_applied(g, event);
 

@@ -20,6 +20,7 @@
 struct supervisor;
 struct control_request;
 struct actor;
+struct outbox;
 
 enum group_run_state {
         GROUP_IDLE,
@@ -55,6 +56,8 @@ struct group {
 
         struct pending_event *pending, **pending_tail;
         struct dedupe *dedupe; /* external ids of recent messages (channel retries) */
+        struct outbox *outbox; /* deliveries owed through channels (channel_hub.h) */
+        uint64_t outbox_saved_seq;
 
         struct ledger_verify *verify; /* full check of the ledger running in the background */
         sd_event_source *verify_source;

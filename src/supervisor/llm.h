@@ -10,9 +10,10 @@
  * answered for by Conclave; an llm actor without them is an agent that acts by itself (MCP,
  * the REST API) and is left alone here.
  *
- * Which messages an llm actor answers: chat.messages that name it in "to", and "@all"
- * messages that require a reply; never its own, and messages from other llm actors only when
- * they require a reply (so two llm actors cannot talk to each other forever). */
+ * Which messages an llm actor answers: chat.messages that name it in "to", "@all" messages
+ * that require a reply or mention it ("ID: …", "ID, …", "@ID"; how people address someone on
+ * IRC and chat platforms); never its own, and messages from other llm actors only when they
+ * require a reply (so two llm actors cannot talk to each other forever). */
 #pragma once
 
 #include <json-c/json.h>

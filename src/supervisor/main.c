@@ -15,6 +15,7 @@
 #include "control_server.h"
 #include "actors.h"
 #include "automation.h"
+#include "channel_hub.h"
 #include "groups.h"
 #include "llm.h"
 #include "log.h"
@@ -303,6 +304,7 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
                 json_object_object_add(co, "name", json_object_new_string(ch->name));
                 json_object_object_add(co, "kind", ch->kind ? json_object_new_string(ch->kind) : NULL);
                 json_object_object_add(co, "group", ch->group ? json_object_new_string(ch->group) : NULL);
+                channel_hub_annotate(s->channel_hub, ch->name, co);
                 json_object_array_add(channels, co);
         }
         json_object_object_add(o, "channels", channels);
@@ -423,6 +425,9 @@ static int setup(struct supervisor *s, const char *config_arg) {
         r = automation_new(s, &s->automation);
         if (r < 0)
                 return log_error_errno(r, "cannot set up automation");
+        r = channel_hub_new(s, &s->channel_hub);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up channels");
         r = groups_load(s);
         if (r < 0)
                 return r;
@@ -446,6 +451,7 @@ static void cleanup(struct supervisor *s) {
         groups_free(s);
         s->automation = automation_free(s->automation);
         s->control = control_server_free(s->control);
+        s->channel_hub = channel_hub_free(s->channel_hub);
         s->notify = notify_server_free(s->notify);
         sd_event_source_disable_unref(s->watchdog_timer);
         sd_event_source_disable_unref(s->state_timer);

@@ -187,8 +187,12 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
                 if (m->external_from)
                         json_object_object_add(data, "external_from", json_object_new_string(m->external_from));
         }
+        if (m->thread && (!m->channel || !valid_external(m->thread, 128)))
+                return fail(err, -EINVAL, "bad_request", "thread (1-128 of [A-Za-z0-9_.:@-]) needs a channel");
         if (m->channel)
                 json_object_object_add(data, "channel", json_object_new_string(m->channel));
+        if (m->thread)
+                json_object_object_add(data, "thread", json_object_new_string(m->thread));
         json_object_object_add(data, "text", json_object_new_string(m->text));
         json_object_object_add(data, "to", json_object_get(to));
         if (original)

@@ -55,6 +55,7 @@ struct supervisor {
         sd_event_source *flush_timer; /* group commit for ledger_sync = batch */
         sd_event_source *flush_defer; /* end-of-iteration flush for always/none */
         struct automation *automation; /* reminders and scheduled messages */
+        struct channel_hub *channel_hub; /* chat channels: outbox, inbound, states (channel_hub.h) */
 
         uint64_t reload_id;
         unsigned reload_pending; /* workers yet to acknowledge the new config */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "paths.h"
+#include "channel_hub.h"
 #include "control_server.h"
 #include "proto.h"
 #include "spawn.h"
@@ -72,6 +73,8 @@ void workers_init(struct supervisor *s) {
 static void worker_close_channel(struct worker_proc *w) {
         /* Requests it made are answered into the void; its streams end. */
         control_requests_detach_worker(w);
+        if (w->kind == WORKER_CHANNELS)
+                channel_hub_worker_gone(w->supervisor->channel_hub);
         proto_link_freep(&w->link);
 }
 
@@ -215,7 +218,9 @@ static void on_channel_message(struct proto_link *l, struct json_object *msg, vo
                         if (s->reload_pending == 0)
                                 supervisor_worker_changed(s, w);
                 }
-        } else
+        } else if (streq(type, "channels.state") && w->kind == WORKER_CHANNELS)
+                channel_hub_report(s->channel_hub, proto_data(msg));
+        else
                 log_worker(w, LOG_DEBUG, 0, "message %s from worker %s", type, w->name);
 }
 
