@@ -185,11 +185,12 @@ hid=$(jq -r .event_id <<<"$hook")
 [[ ${#hid} == 26 ]] || fail "webhook not accepted: $hook"
 got_hook() { [[ -n $(replies_to "$hid") ]]; }
 wait_for 15 got_hook || fail "gpt did not answer alice"
-api "$gw/api/v1/groups/g1/actors/alice/inbox" | jq -e --arg id "$hid" \
-    '[.unread[] | select(.by == "gpt" and .data.reply_to == $id and .data.text == "echo: alice: hello from the webhook")] | length == 1' \
-    >/dev/null || fail "the answer is not in alice's inbox: $(api "$gw/api/v1/groups/g1/actors/alice/inbox")"
+# The sender is the human actor bound to alice on the webhook channel (docs/api.md).
+api "$gw/api/v1/groups/g1/actors/hooks-alice/inbox" | jq -e --arg id "$hid" \
+    '[.unread[] | select(.by == "gpt" and .data.reply_to == $id and .data.text == "echo: hooks-alice: hello from the webhook")] | length == 1' \
+    >/dev/null || fail "the answer is not in hooks-alice's inbox: $(api "$gw/api/v1/groups/g1/actors/hooks-alice/inbox")"
 [[ $(owes gpt) == 0 ]] || fail "gpt still owes alice"
-pass "a human (webhook) asked, the llm actor answered her; her inbox over REST shows it; obligation closed"
+pass "a human (webhook, actor hooks-alice) asked, the llm actor answered her; her inbox over REST shows it; obligation closed"
 
 # --- failure modes: bounded, notified, journaled, degraded ------------------------------------------
 # actor  provider  model            error code        requests the fake sees
