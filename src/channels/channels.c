@@ -397,7 +397,7 @@ static bool doctor_precheck(struct channel *ch, struct json_object *groups, stru
                 snprintf(fix, sizeof fix, "use a kind this build has (see docs/channels.md) in [channels.%s]", ch->name);
         } else if (ch->config_error) {
                 snprintf(problem, sizeof problem, "%s", ch->config_error);
-                snprintf(fix, sizeof fix, "edit %s as the message says, then run `conclave reload`", ch->config_path);
+                snprintf(fix, sizeof fix, "edit %s as the message says, then run `conclave service reload`", ch->config_path);
         } else if (groups && cc->group && !list_contains(groups, cc->group)) {
                 snprintf(problem, sizeof problem, "group \"%s\" does not exist", cc->group);
                 snprintf(fix, sizeof fix, "run `conclave group create %s` (and `conclave group start %s`)", cc->group,
@@ -405,7 +405,7 @@ static bool doctor_precheck(struct channel *ch, struct json_object *groups, stru
         } else if (cc->n_allowed_users == 0) {
                 snprintf(problem, sizeof problem, "allowed_users is empty: every sender is refused");
                 snprintf(fix, sizeof fix, "set allowed_users = [\"USER_ID\", …] in [channels.%s] (or [\"*\"] to allow "
-                         "everyone, deliberately), then `conclave reload`", ch->name);
+                         "everyone, deliberately), then `conclave service reload`", ch->name);
         } else
                 return true;
         doc_result(o, false, problem, fix, NULL);

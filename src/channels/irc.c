@@ -484,8 +484,8 @@ static int on_tick(sd_event_source *src, uint64_t usec, void *userdata) {
 
 static int irc_configure(struct channel *ch, struct channel_check *chk) {
         struct irc *irc = channel_driver_data(ch);
-        uint64_t port, burst;
-        int r = 0;
+        uint64_t port = 0, burst = 0;
+        int r;
 
         irc->channel = ch;
         irc->pending_tail = &irc->pending;
@@ -494,12 +494,13 @@ static int irc_configure(struct channel *ch, struct channel_check *chk) {
         irc->room = channel_check_string(chk, "channel", true);
         irc->username = channel_check_string(chk, "username", false) ?: irc->nick;
         irc->ca_file = channel_check_string(chk, "ca_file", false);
-        if (channel_check_bool(chk, "tls", true, &irc->tls) < 0 || channel_check_bool(chk, "sasl", false, &irc->sasl) < 0 ||
-            channel_check_uint(chk, "port", irc->tls ? 6697 : 6667, 1, 65535, &port) < 0 ||
-            channel_check_uint(chk, "flood_burst", 4, 1, 100, &burst) < 0 ||
-            channel_check_duration(chk, "flood_interval", 1 * USEC_PER_SEC, 0, 60 * USEC_PER_SEC,
-                                   &irc->flood_interval_usec) < 0)
-                r = -EINVAL;
+        /* Each checked on its own, so every bad value is reported (the errors count in chk). */
+        (void) channel_check_bool(chk, "tls", true, &irc->tls);
+        (void) channel_check_bool(chk, "sasl", false, &irc->sasl);
+        (void) channel_check_uint(chk, "port", irc->tls ? 6697 : 6667, 1, 65535, &port);
+        (void) channel_check_uint(chk, "flood_burst", 4, 1, 100, &burst);
+        (void) channel_check_duration(chk, "flood_interval", 1 * USEC_PER_SEC, 0, 60 * USEC_PER_SEC,
+                                      &irc->flood_interval_usec);
         irc->port = (uint16_t) port;
         irc->flood_burst = (unsigned) burst;
         if (irc->server && (!*irc->server || strpbrk(irc->server, " /:") || strlen(irc->server) > 253))

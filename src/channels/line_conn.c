@@ -233,6 +233,13 @@ static int read_input(struct line_conn *c) {
                         return (int) n;
                 if (n == 0)
                         return -ECONNRESET;
+                /* ACK at once: a server that writes with Nagle on (ngircd does) would otherwise hold
+                 * its next line until our delayed ACK, 40 ms later, when we have nothing to send
+                 * back (Linux drops out of quick-ACK mode by itself, hence after every read). */
+                {
+                        int one = 1;
+                        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+                }
                 c->in_len += (size_t) n;
                 deliver_lines(c);
         }

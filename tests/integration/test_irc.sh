@@ -23,6 +23,7 @@ irc=$SANDBOX_HOME/irc
 unit=conclave.service
 irc_port=$((20000 + RANDOM % 20000))
 closed_port=$((irc_port + 1))
+tls_port=$((irc_port + 2))
 # Background processes run through as_user (a function, so $! is a subshell): each writes its
 # own pid file, and is stopped by that pid.
 stop_pidfile() { [[ -s $1 ]] && kill "$(cat "$1")" 2>/dev/null; rm -f "$1"; }
@@ -39,6 +40,13 @@ cleanup() {
 trap cleanup EXIT
 
 as_user mkdir -p "$home" "$SANDBOX_HOME/bin" "$irc"
+# A private CA and a server certificate for 127.0.0.1, for ngircd's TLS port.
+as_user sh -c "cd '$irc' &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null &&
+    printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+        -extfile san.ext 2>/dev/null" || fail "cannot make test certificates"
 as_user tee "$irc/ngircd.conf" >/dev/null <<EOF
 [Global]
 Name = irc.test
@@ -55,6 +63,10 @@ PongTimeout = 20
 DNS = no
 Ident = no
 PAM = no
+[SSL]
+CertFile = $irc/server.pem
+KeyFile = $irc/server.key
+Ports = $tls_port
 EOF
 start_ngircd() {
     as_user "$NGIRCD" -n -f "$irc/ngircd.conf" >>"$irc/ngircd.log" 2>&1 &
@@ -201,6 +213,25 @@ tls = false
 nick = "conclave2"
 channel = "#conclave"
 allowed_users = ["alice"]
+[channels.secure]
+kind = "irc"
+group = "g1"
+server = "127.0.0.1"
+port = $tls_port
+tls = true
+ca_file = "$irc/ca.pem"
+nick = "conclave4"
+channel = "#conclave"
+allowed_users = ["alice"]
+[channels.untrusted]
+kind = "irc"
+group = "g1"
+server = "127.0.0.1"
+port = $tls_port
+tls = true
+nick = "conclave5"
+channel = "#conclave"
+allowed_users = ["alice"]
 [channels.nobody]
 kind = "irc"
 group = "g1"
@@ -215,6 +246,13 @@ cv service reload >/dev/null || fail "reload"
 broken_down() { [[ $(status_field '.channels[] | select(.name == "broken") | .state') =~ ^(connecting|down)$ ]] &&
                 [[ $(status_field '.channels[] | select(.name == "broken") | .error') == *refused* ]]; }
 wait_for 20 broken_down || fail "the broken channel does not report its error"
+secure_up() { [[ $(status_field '.channels[] | select(.name == "secure") | .state') == up ]]; }
+wait_for 20 secure_up || fail "the TLS channel did not come up: $(status_field '.channels[] | select(.name == "secure")')"
+say alice "/msg conclave4 over tls"
+wait_for 20 got alice conclave4 alice "echo: over tls" || fail "no echo through the TLS channel"
+untrusted_error() { [[ $(status_field '.channels[] | select(.name == "untrusted") | .error') == *"certificate verification failed"* ]]; }
+wait_for 20 untrusted_error || fail "a server certificate from an unknown CA was not refused"
+pass "TLS (ngircd's TLS port, its CA in ca_file): up, a private message and its echo go through; without ca_file the certificate is refused"
 set +e
 out=$(cv channel doctor 2>&1)
 rc=$?
@@ -226,6 +264,9 @@ grep -A1 '^FAIL  broken (irc): .*refused' <<<"$out" | grep -q 'fix: is an IRC se
     || fail "doctor: no concrete fix for the closed port"
 grep -A1 '^FAIL  nobody (irc): allowed_users is empty' <<<"$out" | grep -q 'fix: set allowed_users' \
     || fail "doctor: no allowlist check"
+grep -q '^ok    secure (irc): connected to 127.0.0.1:[0-9]* with TLS as conclave4' <<<"$out" || fail "doctor: TLS channel"
+grep -A1 '^FAIL  untrusted (irc): .*certificate verification failed' <<<"$out" | grep -q 'fix: set ca_file' \
+    || fail "doctor: no fix for the untrusted certificate"
 is_state up || fail "reload restarted the unchanged channel irc"
 pass "channel doctor: one line per channel, a concrete fix for each failure, exit 1"
 
