@@ -168,8 +168,13 @@ static int anthropic_models_result(long status, const char *body, size_t len, co
         _cleanup_json_ struct json_object *o = llm_json_parse(body, len);
         struct json_object *err;
 
+        /* Anthropic's own 404 ({"type":"error","error":{"type":"not_found_error"}}) says the
+         * model is unknown; any other 404 is a server without this endpoint. */
         if (status == 404)
-                return o && json_object_object_get_ex(o, "error", &err) ? 0 : -EBADMSG;
+                return o && streq(llm_json_str(o, "type"), "error") && json_object_object_get_ex(o, "error", &err) &&
+                                       streq(llm_json_str(err, "type"), "not_found_error")
+                               ? 0
+                               : -EBADMSG;
         return o && llm_json_str(o, "id") ? 1 : -EBADMSG;
 }
 

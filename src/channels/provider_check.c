@@ -20,6 +20,7 @@ struct check {
         struct provider_checks *owner;
         struct http_call *call;
         const struct llm_wire *wire;
+        bool has_key; /* a key was sent: a 2xx means it was accepted */
         char *model;
         struct json_object *result; /* owned by owner->results */
 };
@@ -63,7 +64,7 @@ static void check_finished(struct check *c) {
 static void on_done(struct http_call *call, const struct http_response *r, void *userdata) {
         struct check *c = userdata;
         struct json_object *o = c->result;
-        bool needs_key = !streq(c->wire->kind, "ollama");
+        bool key_sent = c->has_key;
         const char *url = json_object_get_string(json_object_object_get(o, "url"));
         struct llm_failure f;
         int found;
@@ -79,11 +80,11 @@ static void on_done(struct http_call *call, const struct http_response *r, void 
         } else if ((r->status >= 200 && r->status < 300) || r->status == 404) {
                 found = c->wire->models_result(r->status, r->body, r->body_len, c->model);
                 if (found > 0)
-                        set_outcome(o, true, needs_key ? "ok" : "not_checked", 1, "reachable%s, model %s is available",
-                                    needs_key ? ", key accepted" : "", c->model);
+                        set_outcome(o, true, key_sent ? "ok" : "not_checked", 1, "reachable%s, model %s is available",
+                                    key_sent ? ", key accepted" : " (no key configured)", c->model);
                 else if (found == 0)
-                        set_outcome(o, false, needs_key ? "ok" : "not_checked", 0, "reachable%s, but model %s %s",
-                                    needs_key ? ", key accepted" : "", c->model,
+                        set_outcome(o, false, key_sent ? "ok" : "not_checked", 0, "reachable%s, but model %s %s",
+                                    key_sent ? ", key accepted" : " (no key configured)", c->model,
                                     streq(c->wire->kind, "ollama") ? "is not pulled (ollama pull it)"
                                                                     : "is not offered by this server");
                 else
@@ -135,6 +136,7 @@ static void check_start(struct provider_checks *pc, struct check *c, struct http
                             r == -EBADMSG ? "not one line of printable characters" : r == -ENODATA ? "the file is empty" : strerror(-r));
                 return;
         }
+        c->has_key = key != NULL;
         r = c->wire->models_request(p, key, c->model, &h);
         if (r >= 0) {
                 struct http_request req = {

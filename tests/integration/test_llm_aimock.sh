@@ -105,7 +105,7 @@ for a in oa an ol; do
     answered() { [[ $(replies_to "$1") == "The capital of France is Paris." ]]; }
     wait_for 15 answered "$q" || fail "bot-$a: no fixture answer (got: $(replies_to "$q"))"
     [[ $(cv actor show -g g1 "bot-$a" --json | jq '.obligations | length') == 0 ]] || fail "bot-$a still owes a reply"
-    cv tail -g g1 -n 10000 --json | jq -e --arg q "$q" 'select(.kind == "llm.usage" and .data.event_id == $q)' >/dev/null \
+    cv tail -g g1 -n 10000 --json | jq -s -e --arg q "$q" 'any(.[]; .kind == "llm.usage" and .data.event_id == $q)' >/dev/null \
         || fail "bot-$a: no llm.usage"
 done
 pass "OpenAI, Anthropic and Ollama streams from aimock: each actor answered with the fixture, obligation closed, usage recorded"

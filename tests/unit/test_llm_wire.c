@@ -398,7 +398,9 @@ static void test_models(void **state) {
         assert_int_equal(llm_wire_ollama.models_result(200, tags, strlen(tags), "qwen2:7b"), 1);
         assert_int_equal(llm_wire_ollama.models_result(200, tags, strlen(tags), "qwen2"), 0);
         assert_int_equal(llm_wire_anthropic.models_result(200, S("{\"type\":\"model\",\"id\":\"claude-x\"}"), "claude-x"), 1);
-        assert_int_equal(llm_wire_anthropic.models_result(404, S("{\"type\":\"error\",\"error\":{}}"), "claude-y"), 0);
+        assert_int_equal(llm_wire_anthropic.models_result(404, S("{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"model: claude-y\"}}"), "claude-y"), 0);
+        /* A 404 that is not Anthropic's: the endpoint is missing (a wrong base_url). */
+        assert_int_equal(llm_wire_anthropic.models_result(404, S("{\"error\":{\"message\":\"Not found\"}}"), "claude-y"), -EBADMSG);
         assert_int_equal(llm_wire_anthropic.models_request(&p, "k", "claude 3/x", &h), 0);
         assert_string_equal(h.url, "http://h:1/v1/models/claude%203%2Fx");
         assert_true(has_header(&h, "x-api-key: k"));
