@@ -7,6 +7,7 @@
 
 #include "channels.h"
 #include "http_engine.h"
+#include "llm_service.h"
 #include "log.h"
 #include "macro.h"
 #include "worker.h"
@@ -16,6 +17,7 @@
 struct channels_main {
         struct http_engine *http;
         struct channel_set *channels;
+        struct llm_service *llm;
         size_t n_providers;
 };
 
@@ -33,6 +35,11 @@ static int ensure_started(struct worker *w, struct channels_main *m) {
                 if (r < 0)
                         return log_error_errno(r, "cannot set up the channels");
         }
+        if (!m->llm) {
+                r = llm_service_new(w, m->http, &m->llm);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -46,9 +53,6 @@ static int channels_apply_config(struct worker *w, const struct config *c, bool 
         r = channel_set_apply_config(m->channels, c);
         if (r < 0)
                 return r;
-        if (c->n_providers > 0 && initial)
-                log_notice("%zu LLM provider(s) configured; providers are not implemented in this version",
-                           c->n_providers);
         m->n_providers = c->n_providers;
         return 0;
 }
@@ -72,7 +76,7 @@ static void channels_status(struct worker *w, char *buf, size_t size) {
         channel_set_status(m->channels, buf, size);
         if (m->n_providers > 0) {
                 size_t len = strlen(buf);
-                snprintf(buf + len, size - len, "; %zu provider%s (not yet implemented)", m->n_providers,
+                snprintf(buf + len, size - len, "; %zu LLM provider%s", m->n_providers,
                          m->n_providers == 1 ? "" : "s");
         }
 }
@@ -104,6 +108,7 @@ int main(int argc, char *argv[]) {
         else
                 r = EXIT_FAILURE;
 
+        m.llm = llm_service_free(m.llm);
         m.channels = channel_set_free(m.channels);
         m.http = http_engine_free(m.http);
         worker_done(&w);

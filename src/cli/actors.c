@@ -1,11 +1,14 @@
 /* `conclave actor VERB -g GROUP …`: list, add, inspect, run and remove a group's actors through
  * the daemon's actor.* operations. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "macro.h"
 #include "proto.h"
 
@@ -15,6 +18,7 @@ enum {
         OPT_TITLE = 1 << 2,
         OPT_COMMAND = 1 << 3, /* takes a command after "--" */
         NEEDS_ID = 1 << 4,
+        OPT_LLM = 1 << 5, /* --provider, --model, … */
 };
 
 struct actor_verb {
@@ -30,14 +34,27 @@ static const struct actor_verb verbs[] = {
           "Lists a group's actors: kind, runtime state, pid, restarts, last exit and read cursor.\n\n"
           "  -g, --group GROUP  the group\n"
           "      --json         print the raw list of actor objects\n" },
-        { "add", "actor.add", NEEDS_ID | OPT_KIND | OPT_TITLE | OPT_COMMAND,
-          "Usage: conclave actor add -g GROUP ID --kind command|human|llm [--title TEXT] [-- COMMAND [ARG…]]\n\n"
+        { "add", "actor.add", NEEDS_ID | OPT_KIND | OPT_TITLE | OPT_COMMAND | OPT_LLM,
+          "Usage: conclave actor add -g GROUP ID --kind command|human|llm [--title TEXT] [-- COMMAND [ARG…]]\n"
+          "       conclave actor add -g GROUP ID --kind llm --provider NAME|default [LLM OPTIONS]\n\n"
           "Adds an actor to a group. A command actor is a program Conclave runs and supervises while\n"
-          "the group is active; it needs COMMAND and its arguments after \"--\". human and llm actors\n"
-          "are reached through channels and providers and take no command.\n\n"
+          "the group is active; it needs COMMAND and its arguments after \"--\". A human actor is\n"
+          "reached through channels. An llm actor with --provider (or any LLM option) is answered\n"
+          "for by Conclave through that [providers.NAME] (docs/providers.md); without them it is an\n"
+          "agent that acts by itself (MCP, the REST API).\n\n"
           "  -g, --group GROUP  the group\n"
           "      --kind KIND    command, human or llm\n"
-          "      --title TEXT   a human-readable title\n" },
+          "      --title TEXT   a human-readable title\n\n"
+          "LLM options (--kind llm):\n"
+          "      --provider NAME          a [providers.NAME], or \"default\" for [provider] default\n"
+          "      --model MODEL            instead of the provider's model\n"
+          "      --system-prompt TEXT     instead of the built-in one (up to 16 KiB)\n"
+          "      --system-prompt-file F   the system prompt from a file\n"
+          "      --context-messages N     earlier messages to or from it shown to the model (0-200, default 20)\n"
+          "      --context-chars N        at most this many characters of them (500-100000, default 16000)\n"
+          "      --concurrency N          turns at a time; the rest wait (1-16, default 1)\n"
+          "      --daily-tokens N         input+output tokens per UTC day; then it refuses (default 0: no limit)\n"
+          "      --max-tokens N           reply length limit instead of the provider's max_tokens\n" },
         { "show", "actor.show", NEEDS_ID | OPT_JSON,
           "Usage: conclave actor show -g GROUP ID [--json]\n\n"
           "Shows an actor, its unread message count and the replies and acks it owes.\n\n"
@@ -60,6 +77,73 @@ static const struct actor_verb verbs[] = {
           "Removes an actor from a group, stopping it first if it runs. Its messages stay in the ledger.\n\n"
           "  -g, --group GROUP  the group\n" },
 };
+
+enum {
+        LLM_PROVIDER = 0x100,
+        LLM_MODEL,
+        LLM_PROMPT,
+        LLM_PROMPT_FILE,
+        LLM_CONTEXT_MESSAGES,
+        LLM_CONTEXT_CHARS,
+        LLM_CONCURRENCY,
+        LLM_DAILY_TOKENS,
+        LLM_MAX_TOKENS,
+};
+
+/* One LLM option into the "llm" settings object (llm_settings.h); the daemon checks them too. */
+static int llm_option(const char *prog, int option, const char *arg, struct json_object **llm) {
+        static const struct {
+                int option;
+                const char *key, *name;
+                long min, max;
+        } numbers[] = {
+                { LLM_CONTEXT_MESSAGES, "context_messages", "--context-messages", 0, 200 },
+                { LLM_CONTEXT_CHARS, "context_chars", "--context-chars", 500, 100000 },
+                { LLM_CONCURRENCY, "concurrency", "--concurrency", 1, 16 },
+                { LLM_DAILY_TOKENS, "daily_tokens", "--daily-tokens", 0, 1000000000000L },
+                { LLM_MAX_TOKENS, "max_tokens", "--max-tokens", 0, 10000000 },
+        };
+        _cleanup_free_ char *text = NULL;
+
+        if (!*llm && !(*llm = json_object_new_object()))
+                return cli_oom();
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
+                long v;
+                if (numbers[i].option != option)
+                        continue;
+                if (cli_parse_range(arg, numbers[i].min, numbers[i].max, &v) < 0) {
+                        fprintf(stderr, "%s: %s wants a whole number from %ld to %ld\n", prog, numbers[i].name,
+                                numbers[i].min, numbers[i].max);
+                        return EXIT_USAGE;
+                }
+                json_object_object_add(*llm, numbers[i].key, json_object_new_int64(v));
+                return EXIT_SUCCESS;
+        }
+        switch (option) {
+        case LLM_PROVIDER:
+                /* "default": whatever [provider] default names when a turn starts. */
+                if (!streq(arg, "default"))
+                        json_object_object_add(*llm, "provider", json_object_new_string(arg));
+                break;
+        case LLM_MODEL:
+                json_object_object_add(*llm, "model", json_object_new_string(arg));
+                break;
+        case LLM_PROMPT:
+                json_object_object_add(*llm, "system_prompt", json_object_new_string(arg));
+                break;
+        case LLM_PROMPT_FILE: {
+                int r = read_file_bounded(arg, 16 * 1024, &text, NULL);
+                if (r < 0) {
+                        fprintf(stderr, "%s: cannot read %s: %s\n", prog, arg,
+                                r == -EFBIG ? "larger than 16 KiB" : strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                json_object_object_add(*llm, "system_prompt", json_object_new_string(text));
+                break;
+        }
+        }
+        return EXIT_SUCCESS;
+}
 
 static void actor_help(FILE *f) {
         fprintf(f, "Usage: conclave actor VERB -g GROUP [ID] [OPTIONS]\n\n"
@@ -94,8 +178,16 @@ void cli_print_actors(struct json_object *actors) {
                 struct json_object *a = json_object_array_get_idx(actors, i);
 
                 char cursor[32], t[CLI_TIME_MAX];
+                struct json_object *llm = NULL;
 
                 snprintf(cursor, sizeof cursor, "#%" PRId64, cli_int(a, "cursor"));
+                if (json_object_object_get_ex(a, "llm", &llm) && json_object_is_type(llm, json_type_object)) {
+                        /* An llm actor's delivery is its provider and model. */
+                        printf("%-*s  %-7s  %-10s  %-7s  %-8s  %-*s  %-8s  %s/%s\n", id_width, cli_str(a, "id") ?: "?", "llm",
+                               cli_str(a, "runtime") ?: "?", "-", "-", exit_width, "-", cursor,
+                               cli_str(llm, "provider") ?: "(none)", cli_str(llm, "model") ?: "?");
+                        continue;
+                }
                 printf("%-*s  %-7s  %-10s  %-7s  %-8" PRId64 "  %-*s  %-8s  %s%s\n", id_width,
                        cli_str(a, "id") ?: "?", cli_str(a, "kind") ?: "?", cli_str(a, "runtime") ?: "?",
                        cli_str(a, "pid") ?: "-", cli_int(a, "restarts"), exit_width, cli_str(a, "last_exit") ?: "-",
@@ -119,6 +211,7 @@ static void print_command(struct json_object *command) {
 }
 
 static void print_actor(struct json_object *a) {
+        struct json_object *llm = NULL;
         char t[CLI_TIME_MAX];
 
         printf("Actor %s in group %s", cli_str(a, "id") ?: "?", cli_str(a, "group") ?: "?");
@@ -143,6 +236,22 @@ static void print_actor(struct json_object *a) {
                 if (cli_bool(a, "throttled"))
                         printf("; throttled, next delivery at %s", cli_format_time(t, sizeof t, cli_str(a, "next_delivery")));
                 putchar('\n');
+        }
+        if (json_object_object_get_ex(a, "llm", &llm) && json_object_is_type(llm, json_type_object)) {
+                printf("  provider:  %s (%s), model %s\n", cli_str(llm, "provider") ?: "(none configured)",
+                       cli_str(llm, "provider_kind") ?: "?", cli_str(llm, "model") ?: "?");
+                printf("  state:     %s, %" PRId64 " turn(s) running of %" PRId64 " at a time\n", cli_str(a, "runtime") ?: "?",
+                       cli_int(llm, "in_flight"), cli_int(llm, "concurrency"));
+                printf("  turns:     %" PRId64 " answered, %" PRId64 " failed, %" PRId64 " refused (budget)\n",
+                       cli_int(llm, "turns_ok"), cli_int(llm, "turns_failed"), cli_int(llm, "turns_refused"));
+                printf("  tokens:    %s today (UTC)", cli_str(llm, "tokens_today") ?: "?");
+                if (cli_int(llm, "daily_tokens") > 0)
+                        printf(" of %" PRId64 " a day", cli_int(llm, "daily_tokens"));
+                printf("\n  context:   %" PRId64 " message(s), %" PRId64 " characters\n", cli_int(llm, "context_messages"),
+                       cli_int(llm, "context_chars"));
+                if (cli_str(llm, "last_error"))
+                        printf("  last error: %s (%s) at %s\n", cli_str(llm, "last_error"), cli_str(llm, "last_error_code") ?: "?",
+                               cli_format_time(t, sizeof t, cli_str(llm, "last_error_time")));
         }
         printf("  cursor:    read up to #%" PRId64 "\n", cli_int(a, "cursor"));
         if (cli_str(a, "unread"))
@@ -193,8 +302,18 @@ static int run_verb(const struct actor_verb *verb, int argc, char **argv) {
                 { "kind", required_argument, NULL, 'k' },
                 { "title", required_argument, NULL, 't' },
                 { "help", no_argument, NULL, 'h' },
+                { "provider", required_argument, NULL, LLM_PROVIDER },
+                { "model", required_argument, NULL, LLM_MODEL },
+                { "system-prompt", required_argument, NULL, LLM_PROMPT },
+                { "system-prompt-file", required_argument, NULL, LLM_PROMPT_FILE },
+                { "context-messages", required_argument, NULL, LLM_CONTEXT_MESSAGES },
+                { "context-chars", required_argument, NULL, LLM_CONTEXT_CHARS },
+                { "concurrency", required_argument, NULL, LLM_CONCURRENCY },
+                { "daily-tokens", required_argument, NULL, LLM_DAILY_TOKENS },
+                { "max-tokens", required_argument, NULL, LLM_MAX_TOKENS },
                 {},
         };
+        _cleanup_json_ struct json_object *llm = NULL;
         _cleanup_json_ struct json_object *args = NULL, *result = NULL;
         const char *group = NULL, *kind = NULL, *title = NULL, *pos[2] = {};
         char **command = NULL;
@@ -243,6 +362,15 @@ static int run_verb(const struct actor_verb *verb, int argc, char **argv) {
                 case 'h':
                         fputs(verb->help, stdout);
                         return EXIT_SUCCESS;
+                case LLM_PROVIDER ... LLM_MAX_TOKENS:
+                        if (!(verb->flags & OPT_LLM)) {
+                                fprintf(stderr, "%s: LLM options apply to `conclave actor add --kind llm`\n", argv[0]);
+                                return EXIT_USAGE;
+                        }
+                        r = llm_option(argv[0], c, optarg, &llm);
+                        if (r != EXIT_SUCCESS)
+                                return r;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -290,6 +418,10 @@ static int run_verb(const struct actor_verb *verb, int argc, char **argv) {
                         fprintf(stderr, "%s: a %s actor takes no command (only --kind command does)\n", argv[0], kind);
                         return EXIT_USAGE;
                 }
+                if (llm && !streq(kind, "llm")) {
+                        fprintf(stderr, "%s: LLM options (--provider, --model, …) need --kind llm\n", argv[0]);
+                        return EXIT_USAGE;
+                }
         }
 
         args = cli_args("group", group, "actor", pos[0], "kind", kind, "title", title, (char *) NULL);
@@ -302,6 +434,8 @@ static int run_verb(const struct actor_verb *verb, int argc, char **argv) {
                         return cli_oom();
                 }
         }
+        if (llm && json_object_object_add(args, "llm", json_object_get(llm)) < 0)
+                return cli_oom();
         r = cli_request(verb->op, args, &result);
         if (r != EXIT_SUCCESS)
                 return r;

@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "proto.h"
+#include "provider_check.h"
 
 struct report {
         bool json;
@@ -127,6 +128,13 @@ static void check_config(struct report *r, const char *path, struct config **ret
                 char section[96];
                 snprintf(section, sizeof section, "providers.%s", c->providers[i].name);
                 check_secret_file(r, c, section, "api_key_file", c->providers[i].api_key_file, c->providers[i].line);
+                if (!c->providers[i].api_key_file && !c->providers[i].base_url &&
+                    (streq(c->providers[i].kind, "openai") || streq(c->providers[i].kind, "anthropic")))
+                        finding(r, "warning", "secrets", c->path, c->providers[i].line,
+                                "[%s] api_key_file: not set, and %s needs a key: set api_key_file (mode 0600), or give "
+                                "the service the credential provider-%s (LoadCredential=provider-%s:/path/to/key)",
+                                section, streq(c->providers[i].kind, "openai") ? "api.openai.com" : "api.anthropic.com",
+                                c->providers[i].name, c->providers[i].name);
         }
         for (size_t i = 0; i < c->n_channels; i++) {
                 const struct config_channel *ch = &c->channels[i];
@@ -257,16 +265,84 @@ static void check_daemon(struct report *r) {
                         path ? path : "?");
 }
 
+/* --- providers, live ------------------------------------------------------------------------- */
+
+static void report_provider_results(struct report *r, const struct config *c, struct json_object *results,
+                                    const char *how) {
+        for (size_t i = 0; i < json_object_array_length(results); i++) {
+                struct json_object *o = json_object_array_get_idx(results, i);
+                const struct config_provider *p = config_find_provider(c, cli_str(o, "provider"));
+
+                finding(r, cli_bool(o, "ok") ? "ok" : "error", "provider", c->path, p ? p->line : 0,
+                        "[providers.%s] %s, model %s at %s: %s (%s ms, %s)", cli_str(o, "provider") ?: "?",
+                        cli_str(o, "kind") ?: "?", cli_str(o, "model") ?: "?", cli_str(o, "url") ?: "?",
+                        cli_str(o, "message") ?: "?", cli_str(o, "elapsed_ms") ?: "-", how);
+        }
+}
+
+struct local_checks {
+        sd_event *event;
+        struct json_object *results;
+};
+
+static void on_local_checks(struct json_object *results, void *userdata) {
+        struct local_checks *lc = userdata;
+
+        lc->results = json_object_get(results);
+        (void) sd_event_exit(lc->event, 0);
+}
+
+/* The daemon's conclave-channels checks with the daemon's configuration (and its credentials);
+ * without a daemon, or for another --config, this process checks by itself. */
+static void check_providers(struct report *r, const struct config *c, bool own_config) {
+        _cleanup_free_ char *path = paths_control_socket();
+        _cleanup_json_ struct json_object *result = NULL, *error = NULL;
+        struct local_checks lc = {};
+        struct http_engine *engine = NULL;
+        struct provider_checks *pc = NULL;
+        int fd, k;
+
+        if (c->n_providers == 0 || c->n_errors > 0)
+                return;
+        fd = own_config && path ? control_connect(path) : -ENOTCONN;
+        if (fd >= 0) {
+                k = control_call(fd, "provider.check", NULL, &result, &error);
+                close(fd);
+                if (k >= 0 && json_object_is_type(result, json_type_array)) {
+                        report_provider_results(r, c, result, "checked by the running daemon");
+                        return;
+                }
+                /* e.g. conclave-channels restarting: check from here instead. */
+        }
+        k = sd_event_new(&lc.event);
+        if (k >= 0)
+                k = http_engine_new(lc.event, &engine);
+        if (k >= 0)
+                k = provider_checks_start(lc.event, engine, c, NULL, 0, on_local_checks, &lc, &pc);
+        if (k >= 0)
+                k = sd_event_loop(lc.event);
+        if (k < 0)
+                finding(r, "error", "provider", c->path, 0, "cannot run the provider checks: %s", strerror(-k));
+        else if (lc.results)
+                report_provider_results(r, c, lc.results, "checked from here");
+        provider_checks_cancel(pc);
+        http_engine_free(engine);
+        sd_event_unref(lc.event);
+        json_object_put(lc.results);
+}
+
 int cmd_doctor(int argc, char **argv) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "config", required_argument, NULL, 'c' },
+                { "offline", no_argument, NULL, 'o' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         struct report r = {};
         _cleanup_free_ char *path = NULL;
         struct config *c = NULL;
+        bool offline = false, own_config = true;
         int opt;
 
         optind = 1;
@@ -278,13 +354,20 @@ int cmd_doctor(int argc, char **argv) {
                 case 'c':
                         free(path);
                         path = strdup(optarg);
+                        own_config = false;
+                        break;
+                case 'o':
+                        offline = true;
                         break;
                 case 'h':
-                        printf("Usage: conclave doctor [--json] [--config FILE]\n\n"
+                        printf("Usage: conclave doctor [--json] [--config FILE] [--offline]\n\n"
                                "Checks the configuration (every error with file, line, section and key),\n"
-                               "secret files' permissions, directories, the user unit and the daemon.\n"
-                               "Exit status 1 when an error was found, 0 otherwise.\n\n"
+                               "secret files' permissions, directories, the user unit and the daemon, and\n"
+                               "each LLM provider live: reachable, API key accepted, model available (one\n"
+                               "small request each, no tokens; through the running daemon when there is\n"
+                               "one). Exit status 1 when an error was found, 0 otherwise.\n\n"
                                "  -c, --config FILE  configuration file to check\n"
+                               "      --offline      no network: skip the live provider checks\n"
                                "      --json         print the findings as a JSON array\n");
                         return EXIT_SUCCESS;
                 default:
@@ -308,6 +391,8 @@ int cmd_doctor(int argc, char **argv) {
         check_unit(&r);
         check_ledgers(&r);
         check_daemon(&r);
+        if (!offline)
+                check_providers(&r, c, own_config);
         config_free(c);
 
         if (r.json) {

@@ -99,6 +99,13 @@ static void print_status(struct json_object *r) {
                                 char pid[32] = "";
                                 if (str(a, "pid"))
                                         snprintf(pid, sizeof pid, " pid %s", str(a, "pid"));
+                                if (json_object_object_get_ex(a, "llm", &v) && json_object_is_type(v, json_type_object)) {
+                                        printf("    %-12s %-10s llm %s/%s%s%s\n", str(a, "id") ?: "?", str(a, "runtime") ?: "?",
+                                               str(v, "provider") ?: "(no provider)", str(v, "model") ?: "?",
+                                               str(v, "last_error") && streq(str(a, "runtime"), "degraded") ? ", last error: " : "",
+                                               str(v, "last_error") && streq(str(a, "runtime"), "degraded") ? str(v, "last_error") : "");
+                                        continue;
+                                }
                                 if (!streq(str(a, "kind"), "command"))
                                         continue;
                                 printf("    %-12s %-10s%s restarts %" PRId64 "%s%s", str(a, "id") ?: "?",

@@ -91,6 +91,7 @@ static const struct key_desc providers_keys[] = {
         { "timeout", V_DURATION, PRV(timeout_usec), 0, 0 },
         { "max_tokens", V_UINT, PRV(max_tokens), 1, 10000000 },
         { "temperature", V_FLOAT, PRV(temperature), 0, 0 },
+        { "retries", V_UINT, PRV(retries), 0, 10 },
         {},
 };
 #undef PRV
@@ -610,7 +611,7 @@ static struct config_provider *provider_get(struct parser *p, const char *name) 
         n = &c->providers[c->n_providers];
         *n = (struct config_provider){ .name = strdup(name), .line = p->line,
                                        .timeout_usec = 120 * USEC_PER_SEC, .max_tokens = 1024,
-                                       .temperature = 0.7 };
+                                       .temperature = -1, .retries = 2 };
         if (!n->name)
                 return NULL;
         c->n_providers++;
@@ -908,6 +909,87 @@ ignore:
         return str;
 }
 
+/* "http(s)://HOST[:PORT][/PATH]": 0 with the host copied, -EINVAL otherwise. */
+static int url_host(const char *url, char *host, size_t size) {
+        const char *h, *end;
+
+        if (strncmp(url, "http://", 7) == 0)
+                h = url + 7;
+        else if (strncmp(url, "https://", 8) == 0)
+                h = url + 8;
+        else
+                return -EINVAL;
+        for (const char *c = url; *c; c++)
+                if ((unsigned char) *c <= 0x20 || *c == 0x7f)
+                        return -EINVAL;
+        if (*h == '[') {
+                end = strchr(h, ']');
+                if (!end)
+                        return -EINVAL;
+                h++;
+        } else
+                end = h + strcspn(h, ":/?#");
+        if (end == h || (size_t) (end - h) >= size || strchr(h, '@'))
+                return -EINVAL;
+        memcpy(host, h, (size_t) (end - h));
+        host[end - h] = 0;
+        return 0;
+}
+
+static void validate_providers(struct parser *p) {
+        struct config *c = p->config;
+
+        if (c->provider_default && !config_find_provider(c, c->provider_default))
+                diag(p, CONFIG_ERROR, key_line(p, "provider", "default"), "provider", "default",
+                     "names provider \"%s\" but there is no [providers.%s] section",
+                     c->provider_default, c->provider_default);
+        for (size_t i = 0; i < c->n_providers; i++) {
+                struct config_provider *pr = &c->providers[i];
+                _cleanup_free_ char *sec = NULL;
+                char host[256];
+                bool has_key;
+
+                if (asprintf(&sec, "providers.%s", pr->name) < 0) {
+                        p->oom = -ENOMEM;
+                        return;
+                }
+                if (!pr->kind)
+                        diag(p, CONFIG_ERROR, pr->line, sec, "kind",
+                             "missing; expected one of \"openai\", \"anthropic\", \"ollama\"");
+                if (!pr->model)
+                        diag(p, CONFIG_ERROR, pr->line, sec, "model",
+                             "missing; name the model, e.g. model = \"gpt-4o-mini\"");
+                else if (!*pr->model || strlen(pr->model) > 256 || strpbrk(pr->model, "\n\r\t"))
+                        diag(p, CONFIG_ERROR, key_line(p, sec, "model"), sec, "model",
+                             "must be 1-256 characters on one line");
+                if (pr->base_url && (strlen(pr->base_url) > 2048 || url_host(pr->base_url, host, sizeof host) < 0))
+                        diag(p, CONFIG_ERROR, key_line(p, sec, "base_url"), sec, "base_url",
+                             "\"%s\" is not an http:// or https:// URL with a host (no spaces, no user:password@)",
+                             pr->base_url);
+                if (pr->timeout_usec < USEC_PER_SEC || pr->timeout_usec > 86400 * USEC_PER_SEC)
+                        diag(p, CONFIG_ERROR, key_line(p, sec, "timeout"), sec, "timeout",
+                             "must be from 1s to 1d");
+                /* -1 is "not set" (also what an invalid value leaves, already reported). */
+                if (pr->temperature != -1 && (pr->temperature < 0 || pr->temperature > 2))
+                        diag(p, CONFIG_ERROR, key_line(p, sec, "temperature"), sec, "temperature",
+                             "must be from 0 to 2 (leave it out for the model's default)");
+                else if (streq(pr->kind, "anthropic") && pr->temperature > 1)
+                        diag(p, CONFIG_WARNING, key_line(p, sec, "temperature"), sec, "temperature",
+                             "Anthropic accepts 0 to 1; %g is sent as 1", pr->temperature);
+                if (pr->api_key_file && (!*pr->api_key_file ||
+                                         (strncmp(pr->api_key_file, "credential:", 11) == 0 && !valid_name(pr->api_key_file + 11))))
+                        diag(p, CONFIG_ERROR, key_line(p, sec, "api_key_file"), sec, "api_key_file",
+                             "expected a file name, or \"credential:ID\" for a systemd credential "
+                             "(LoadCredential=ID:/path)");
+                /* A missing key is reported by `conclave doctor`: a systemd credential may supply it. */
+                has_key = pr->api_key_file != NULL;
+                if (has_key && pr->base_url && strncmp(pr->base_url, "http://", 7) == 0 &&
+                    url_host(pr->base_url, host, sizeof host) == 0 && !address_is_loopback(host))
+                        diag(p, CONFIG_WARNING, key_line(p, sec, "base_url"), sec, "base_url",
+                             "plain http:// to %s: the API key crosses the network unencrypted; use https://", host);
+        }
+}
+
 static void validate(struct parser *p) {
         struct config *c = p->config;
 
@@ -932,29 +1014,7 @@ static void validate(struct parser *p) {
         if (c->gateway_token)
                 diag(p, CONFIG_WARNING, key_line(p, "gateway", "token"), "gateway", "token",
                      "token written in config.toml; prefer token_file or a systemd credential");
-        if (c->provider_default) {
-                bool found = false;
-                for (size_t i = 0; i < c->n_providers; i++)
-                        found = found || streq(c->providers[i].name, c->provider_default);
-                if (!found)
-                        diag(p, CONFIG_ERROR, key_line(p, "provider", "default"), "provider", "default",
-                             "names provider \"%s\" but there is no [providers.%s] section",
-                             c->provider_default, c->provider_default);
-        }
-        for (size_t i = 0; i < c->n_providers; i++) {
-                struct config_provider *pr = &c->providers[i];
-                _cleanup_free_ char *sec = NULL;
-                if (asprintf(&sec, "providers.%s", pr->name) < 0) {
-                        p->oom = -ENOMEM;
-                        return;
-                }
-                if (!pr->kind)
-                        diag(p, CONFIG_ERROR, pr->line, sec, "kind",
-                             "missing; expected one of \"openai\", \"anthropic\", \"ollama\"");
-                if (!pr->model)
-                        diag(p, CONFIG_ERROR, pr->line, sec, "model",
-                             "missing; name the model, e.g. model = \"gpt-4o-mini\"");
-        }
+        validate_providers(p);
         if (key_line(p, "automation", "reminder_interval_max") &&
             (c->reminder_interval_max_usec < c->reply_reminder_after_usec ||
              c->reminder_interval_max_usec < c->attention_reminder_after_usec))
@@ -1147,6 +1207,19 @@ bool config_gateway_has_auth(const struct config *c) {
                         return true;
         }
         return false;
+}
+
+const struct config_provider *config_find_provider(const struct config *c, const char *name) {
+        for (size_t i = 0; name && i < c->n_providers; i++)
+                if (streq(c->providers[i].name, name))
+                        return &c->providers[i];
+        return NULL;
+}
+
+const struct config_provider *config_default_provider(const struct config *c) {
+        if (c->provider_default)
+                return config_find_provider(c, c->provider_default);
+        return c->n_providers == 1 ? &c->providers[0] : NULL;
 }
 
 bool address_is_loopback(const char *bind) {

@@ -35,12 +35,13 @@ struct config_setting {
 struct config_provider {
         char *name;
         char *kind; /* openai | anthropic | ollama */
-        char *base_url;
+        char *base_url; /* NULL: the kind's public endpoint */
         char *model;
-        char *api_key_file;
-        uint64_t timeout_usec;
+        char *api_key_file; /* path, relative to CONCLAVE_HOME, or "credential:ID" */
+        uint64_t timeout_usec; /* per attempt */
         unsigned max_tokens;
-        double temperature;
+        double temperature; /* < 0: not sent (the model's default) */
+        unsigned retries;   /* attempts after the first for 429, 5xx, connection errors */
         unsigned line;
 };
 
@@ -117,6 +118,10 @@ static inline void config_freep(struct config **c) {
         if (*c)
                 config_free(*c);
 }
+
+/* [provider] default, or the only provider when exactly one is configured; NULL: none. */
+const struct config_provider *config_default_provider(const struct config *c);
+const struct config_provider *config_find_provider(const struct config *c, const char *name);
 
 /* "file:LINE: [section] key: message" — newly allocated. */
 char *config_diagnostic_format(const struct config *c, const struct config_diagnostic *d);

@@ -140,12 +140,40 @@ static int handle_config_message(struct worker *w, struct json_object *msg) {
         return 0;
 }
 
+int worker_add_handler(struct worker *w, worker_handler_fn fn, void *userdata) {
+        for (size_t i = 0; i < WORKER_HANDLERS_MAX; i++)
+                if (!w->handlers[i].fn) {
+                        w->handlers[i].fn = fn;
+                        w->handlers[i].userdata = userdata;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+void worker_remove_handler(struct worker *w, worker_handler_fn fn, void *userdata) {
+        for (size_t i = 0; i < WORKER_HANDLERS_MAX; i++)
+                if (w->handlers[i].fn == fn && w->handlers[i].userdata == userdata)
+                        w->handlers[i].fn = NULL;
+}
+
+static int run_handlers(struct worker *w, struct json_object *msg) {
+        for (size_t i = 0; i < WORKER_HANDLERS_MAX; i++)
+                if (w->handlers[i].fn) {
+                        int r = w->handlers[i].fn(w, msg, w->handlers[i].userdata);
+                        if (r != 0)
+                                return r;
+                }
+        return 0;
+}
+
 static void on_channel_message(struct proto_link *l, struct json_object *msg, void *userdata) {
         struct worker *w = userdata;
         int r;
 
         if (streq(proto_type(msg), "config"))
                 r = handle_config_message(w, msg);
+        else if ((r = run_handlers(w, msg)) != 0)
+                ;
         else if (w->ops->message)
                 r = w->ops->message(w, msg);
         else {

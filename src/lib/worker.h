@@ -22,6 +22,11 @@ struct worker_ops {
         void (*status)(struct worker *w, char *buf, size_t size);
 };
 
+/* Extra handlers for messages from the supervisor (other than "config"), tried in the order
+ * added before ops->message: 1 handled, 0 not theirs, negative an error (logged). */
+typedef int (*worker_handler_fn)(struct worker *w, struct json_object *msg, void *userdata);
+#define WORKER_HANDLERS_MAX 4
+
 struct worker {
         const char *program;
         sd_event *event;
@@ -30,6 +35,10 @@ struct worker {
         const struct worker_ops *ops;
         void *userdata;
         bool ready;
+        struct {
+                worker_handler_fn fn;
+                void *userdata;
+        } handlers[WORKER_HANDLERS_MAX];
 };
 
 /* Command line shared by the workers: -c/--config FILE, -h/--help (prints `description`),
@@ -44,6 +53,10 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
 /* Runs the loop until SIGTERM/SIGINT or the supervisor goes away; returns the exit code. */
 int worker_run(struct worker *w);
 void worker_done(struct worker *w);
+
+/* -ENOSPC when WORKER_HANDLERS_MAX are registered. */
+int worker_add_handler(struct worker *w, worker_handler_fn fn, void *userdata);
+void worker_remove_handler(struct worker *w, worker_handler_fn fn, void *userdata);
 
 /* Sends a message to the supervisor (no-op standalone). */
 int worker_send(struct worker *w, const char *type, uint64_t id, struct json_object *data);

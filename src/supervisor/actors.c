@@ -22,6 +22,7 @@
 
 #include "actors.h"
 #include "groups.h"
+#include "llm.h"
 #include "log.h"
 #include "macro.h"
 #include "messages.h"
@@ -48,6 +49,8 @@ bool actor_is_command(const struct actor *a) {
 }
 
 const char *actor_runtime_to_string(const struct actor *a) {
+        if (a->llm)
+                return llm_actor_state(a->llm);
         if (!actor_is_command(a))
                 return "n/a";
         return (size_t) a->runtime < ELEMENTSOF(runtime_names) ? runtime_names[a->runtime] : "unknown";
@@ -93,6 +96,17 @@ fail:
         return NULL;
 }
 
+int actor_set_llm(struct actor *a, struct json_object *settings) {
+        struct llm_actor *l;
+        int r = llm_actor_new(a, settings, &l);
+
+        if (r < 0)
+                return r;
+        llm_actor_free(a->llm);
+        a->llm = l;
+        return 0;
+}
+
 static void actor_close_io(struct actor *a) {
         a->stdin_source = sd_event_source_disable_unref(a->stdin_source);
         a->stdout_source = sd_event_source_disable_unref(a->stdout_source);
@@ -120,6 +134,7 @@ void actor_free(struct actor *a) {
                 (void) waitpid(a->pid, NULL, 0);
         }
         actor_close_io(a);
+        llm_actor_free(a->llm);
         a->child_source = sd_event_source_disable_unref(a->child_source);
         a->timer = sd_event_source_disable_unref(a->timer);
         free(a->line);
@@ -392,6 +407,10 @@ void actor_pump(struct actor *a) {
         size_t queued = 0;
         uint64_t now, wait;
 
+        if (a->llm) {
+                llm_actor_pump(a->llm);
+                return;
+        }
         if (a->runtime != ACTOR_RUNNING || !a->stdin_source || g->state != GROUP_ACTIVE || g->broken)
                 return;
         /* One delivery at a time: the next is collected once this one is written (on_stdin). At
@@ -633,6 +652,10 @@ fail:
 }
 
 void actor_stop(struct actor *a) {
+        if (a->llm) {
+                llm_actor_stop(a->llm);
+                return;
+        }
         if (a->runtime == ACTOR_BACKOFF || a->runtime == ACTOR_FAILED) {
                 a->timer = sd_event_source_disable_unref(a->timer);
                 a->runtime = ACTOR_STOPPED;
@@ -654,6 +677,10 @@ void actor_stop(struct actor *a) {
 }
 
 void actor_restart(struct actor *a) {
+        if (a->llm) {
+                llm_actor_restart(a->llm);
+                return;
+        }
         a->history.n = 0; /* an operator's restart starts a fresh burst window */
         if (a->pid > 0) {
                 a->restart_requested = true;
@@ -666,6 +693,10 @@ void actor_restart(struct actor *a) {
 }
 
 int actor_sync_runtime(struct actor *a) {
+        if (a->llm) {
+                llm_actor_sync(a->llm);
+                return 0;
+        }
         if (!actor_is_command(a))
                 return 0;
         if (actor_should_run(a)) {
@@ -716,5 +747,7 @@ struct json_object *actor_to_json(struct actor *a) {
                 json_object_object_add(o, "deliveries", json_object_new_uint64(a->deliveries));
                 json_object_object_add(o, "batches", json_object_new_uint64(a->batches));
         }
+        if (a->llm)
+                json_object_object_add(o, "llm", llm_actor_status_json(a->llm));
         return o;
 }

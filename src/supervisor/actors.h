@@ -14,6 +14,7 @@
 #include "throttle.h"
 
 struct group;
+struct llm_actor;
 
 enum actor_runtime {
         ACTOR_STOPPED,
@@ -29,6 +30,7 @@ struct actor {
         char *kind; /* command | human | llm */
         char *title;
         char **command; /* argv, NULL-terminated; command actors only */
+        struct llm_actor *llm; /* llm actors only (llm.h) */
         bool enabled;   /* meant to run while the group is active */
 
         enum actor_runtime runtime;
@@ -60,6 +62,8 @@ bool actor_is_command(const struct actor *a);
 struct actor *actor_new(struct group *g, const char *id, const char *kind, const char *title,
                         struct json_object *command);
 void actor_free(struct actor *a);
+/* Makes a an llm actor with these stored settings (llm_settings.h; may be NULL). */
+int actor_set_llm(struct actor *a, struct json_object *settings);
 
 /* Runs the actor if it should (command kind, enabled, group active). */
 int actor_sync_runtime(struct actor *a);

@@ -57,7 +57,7 @@ struct control_server {
 };
 
 static const struct control_op *const op_tables[] = { control_ops_core, control_ops_groups, control_ops_backup,
-                                                      control_ops_automation, control_ops_channels };
+                                                      control_ops_automation, control_ops_llm, control_ops_channels };
 
 static void request_close_stream(struct control_request *req);
 

@@ -26,6 +26,7 @@ extern const struct control_op control_ops_core[];
 extern const struct control_op control_ops_groups[];
 extern const struct control_op control_ops_backup[];
 extern const struct control_op control_ops_automation[];
+extern const struct control_op control_ops_llm[];
 extern const struct control_op control_ops_channels[];
 
 /* Requests from a worker over its channel (proto_link.h): answered with "reply" packets, streams

@@ -16,6 +16,7 @@
 #include "dedupe.h"
 #include "fileio.h"
 #include "groups.h"
+#include "llm.h"
 #include "log.h"
 #include "macro.h"
 #include "outbox.h"
@@ -134,6 +135,8 @@ static int group_config_write(struct group *g) {
                 }
                 json_object_object_add(ao, "command", cmd);
                 json_object_object_add(ao, "enabled", json_object_new_boolean(a->enabled));
+                if (a->llm)
+                        json_object_object_add(ao, "llm", llm_actor_settings_json(a->llm));
                 json_object_array_add(actors, ao);
         }
         json_object_object_add(o, "actors", json_object_get(actors));
@@ -210,9 +213,17 @@ static void group_apply_config_event(struct group *g, struct json_object *event)
         else if (streq(kind, "group.paused"))
                 g->state = GROUP_PAUSED;
         else if (streq(kind, "actor.added") && actor_id && !group_actor(g, actor_id)) {
-                struct json_object *cmd = NULL;
+                struct json_object *cmd = NULL, *llm = NULL;
                 json_object_object_get_ex(data, "command", &cmd);
                 a = actor_new(g, actor_id, jstr(data, "kind") ?: "human", jstr(data, "title"), cmd);
+                if (a && streq(a->kind, "llm") && json_object_object_get_ex(data, "llm", &llm) &&
+                    json_object_is_type(llm, json_type_object)) {
+                        /* Provider-backed: it answers from the start; `actor stop` pauses it. An
+                         * llm actor without settings is an agent acting by itself (MCP, API). */
+                        a->enabled = true;
+                        if (actor_set_llm(a, llm) < 0)
+                                a = (actor_free(a), NULL);
+                }
                 if (a && group_add_actor(g, a) < 0)
                         actor_free(a);
         } else if (streq(kind, "actor.removed") && actor_id && (a = group_actor(g, actor_id)))
@@ -255,12 +266,17 @@ static int group_config_load(struct group *g) {
                 g->config_seq = json_object_get_uint64(v);
         if (json_object_object_get_ex(o, "actors", &actors) && json_object_is_type(actors, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(actors); i++) {
-                        struct json_object *ao = json_object_array_get_idx(actors, i), *cmd = NULL;
+                        struct json_object *ao = json_object_array_get_idx(actors, i), *cmd = NULL, *llm = NULL;
                         struct actor *a;
                         if (!valid_id(jstr(ao, "id")) || group_actor(g, jstr(ao, "id")))
                                 continue;
                         json_object_object_get_ex(ao, "command", &cmd);
                         a = actor_new(g, jstr(ao, "id"), jstr(ao, "kind") ?: "human", jstr(ao, "title"), cmd);
+                        if (a && streq(a->kind, "llm") && json_object_object_get_ex(ao, "llm", &llm) &&
+                            json_object_is_type(llm, json_type_object)) {
+                                if (actor_set_llm(a, llm) < 0)
+                                        a = (actor_free(a), NULL);
+                        }
                         if (!a || group_add_actor(g, a) < 0) {
                                 actor_free(a);
                                 return -ENOMEM;

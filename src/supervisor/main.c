@@ -17,6 +17,7 @@
 #include "automation.h"
 #include "channel_hub.h"
 #include "groups.h"
+#include "llm.h"
 #include "log.h"
 #include "macro.h"
 #include "notify_server.h"
@@ -100,6 +101,9 @@ void supervisor_worker_changed(struct supervisor *s, struct worker_proc *w) {
         }
         supervisor_update_status(s);
         supervisor_state_changed(s);
+        /* conclave-channels may have become ready: llm actors can answer what waited. */
+        if (s->state != SUPERVISOR_STOPPING)
+                llm_actors_pump_all(s);
 }
 
 static int on_state_flush(sd_event_source *src, uint64_t usec, void *userdata) {

@@ -208,7 +208,7 @@ int message_post(struct group *g, const struct message_args *m, struct control_r
         /* Answering a message means it was handled: the replier's cursor moves up to it. */
         /* Not for the operator: replying from the CLI does not say the rest was read (its
          * inbox is marked read explicitly with --mark-read). */
-        if (original_seq > group_state_cursor(g->gs, m->by) && !streq(m->by, "operator"))
+        if (original_seq > group_state_cursor(g->gs, m->by) && !streq(m->by, "operator") && !m->keep_cursor)
                 (void) message_mark_read(g, m->by, original_seq, NULL, err);
         return 0;
 }

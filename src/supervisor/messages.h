@@ -25,6 +25,8 @@ struct message_args {
         const char *external_id;     /* the platform's message or delivery id: stored once */
         const char *external_from;   /* the platform user, when the actor stands for several */
         const char *thread;          /* the platform thread it belongs to (channels); NULL: none */
+        bool keep_cursor;            /* a reply does not move the replier's read cursor (the
+                                      * caller does: llm actors answer out of order) */
 };
 
 /* Appends a chat.message; req (may be NULL) is answered once durable. A reply also moves the

@@ -7,6 +7,7 @@
 #include "control_server.h"
 #include "group_state.h"
 #include "groups.h"
+#include "llm.h"
 #include "macro.h"
 #include "messages.h"
 #include "proto.h"
@@ -282,6 +283,20 @@ static int op_actor_add(struct supervisor *s, struct control_request *req, struc
         } else if (command && !json_object_is_type(command, json_type_null)) {
                 control_request_error(req, "bad_request", "only command actors have a command");
                 return 0;
+        }
+        if (json_object_object_get_ex(args, "llm", &command) && !json_object_is_type(command, json_type_null)) {
+                struct json_object *llm = NULL;
+                char err[512] = "";
+                if (!streq(kind, "llm")) {
+                        control_request_error(req, "bad_request", "only llm actors have llm settings");
+                        return 0;
+                }
+                r = llm_settings_for_add(s, command, &llm, err, sizeof err);
+                if (r < 0) {
+                        control_request_error(req, r == -ENOENT ? "not_found" : "bad_request", "%s", err);
+                        return 0;
+                }
+                json_object_object_add(data, "llm", llm);
         }
         json_object_object_add(data, "actor_id", json_object_new_string(id));
         json_object_object_add(data, "kind", json_object_new_string(kind));

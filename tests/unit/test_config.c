@@ -224,7 +224,8 @@ static void check_full_config(const struct config *c) {
         /* Defaults of a provider that does not set them. */
         assert_true(pr->timeout_usec == 120 * USEC_PER_SEC);
         assert_int_equal(pr->max_tokens, 1024);
-        assert_true(pr->temperature > 0.6999 && pr->temperature < 0.7001);
+        assert_true(pr->temperature < 0); /* not set: the model's default, nothing sent */
+        assert_int_equal(pr->retries, 2);
 
         assert_int_equal(c->n_channels, 1);
         ch = &c->channels[0];
@@ -643,6 +644,17 @@ static const struct bad_case bad_cases[] = {
         { "empty_channel_name", "[channels.]\nkind = \"irc\"\n", 1, 1, ERR, 2, "channels.", NULL, "invalid name \"\"" },
         { "invalid_provider_name", "[providers.a.b]\nkind = \"openai\"\n", 1, 1, ERR, 2, "providers.a.b", NULL, "invalid name \"a.b\"" },
         /* cross-checks after parsing */
+        { "provider_base_url_scheme", PROV_OK "base_url = \"ftp://h/v1\"\n", 1, 1, ERR, 4, "providers.p", "base_url", "not an http:// or https:// URL" },
+        { "provider_base_url_space", PROV_OK "base_url = \"http://h /v1\"\n", 1, 1, ERR, 4, "providers.p", "base_url", "not an http://" },
+        { "provider_base_url_userinfo", PROV_OK "base_url = \"https://u:p@h/v1\"\n", 1, 1, ERR, 4, "providers.p", "base_url", "user:password@" },
+        { "provider_base_url_nohost", PROV_OK "base_url = \"http:///v1\"\n", 1, 1, ERR, 4, "providers.p", "base_url", "with a host" },
+        { "provider_cleartext_key", PROV_OK "base_url = \"http://10.0.0.5:8000/v1\"\napi_key_file = \"k\"\n", 1, 0, WARN, 4, "providers.p", "base_url", "plain http:// to 10.0.0.5" },
+        { "provider_temperature_range", PROV_OK "temperature = 2.5\n", 1, 1, ERR, 4, "providers.p", "temperature", "from 0 to 2" },
+        { "provider_anthropic_temperature", "[providers.p]\nkind = \"anthropic\"\nmodel = \"m\"\ntemperature = 1.5\n", 1, 0, WARN, 4, "providers.p", "temperature", "sent as 1" },
+        { "provider_timeout_short", PROV_OK "timeout = \"500ms\"\n", 1, 1, ERR, 4, "providers.p", "timeout", "from 1s to 1d" },
+        { "provider_retries_range", PROV_OK "retries = 11\n", 1, 1, ERR, 4, "providers.p", "retries", "out of range (expected 0 to 10)" },
+        { "provider_credential_name", PROV_OK "api_key_file = \"credential:a/b\"\n", 1, 1, ERR, 4, "providers.p", "api_key_file", "credential:ID" },
+        { "provider_model_newline", "[providers.p]\nkind = \"openai\"\nmodel = \"a\\nb\"\n", 1, 1, ERR, 3, "providers.p", "model", "1-256 characters on one line" },
         { "provider_missing_kind", "[providers.p]\nmodel = \"m\"\n", 1, 1, ERR, 2, "providers.p", "kind", "missing; expected one of \"openai\"" },
         { "provider_missing_model", "# x\n[providers.p]\nkind = \"openai\"\n", 1, 1, ERR, 3, "providers.p", "model", "missing; name the model" },
         { "provider_default_missing", "[provider]\ndefault = \"nope\"\n" PROV_OK, 1, 1, ERR, 2, "provider", "default", "names provider \"nope\" but there is no [providers.nope] section" },
