@@ -22,6 +22,7 @@
 #include "paths.h"
 #include "proto.h"
 #include "state.h"
+#include "upgrade.h"
 #include "supervisor.h"
 #include "timeutil.h"
 
@@ -419,6 +420,11 @@ static int setup(struct supervisor *s, const char *config_arg) {
         r = automation_new(s, &s->automation);
         if (r < 0)
                 return log_error_errno(r, "cannot set up automation");
+        r = upgrade_home_formats(s);
+        if (r == -EPROTONOSUPPORT)
+                s->exit_code = EXIT_FORMAT_NEWER;
+        if (r < 0)
+                return r;
         r = groups_load(s);
         if (r < 0)
                 return r;
@@ -500,6 +506,6 @@ int main(int argc, char **argv) {
         }
         cleanup(&s);
         if (r < 0)
-                return EXIT_FAILURE;
+                return s.exit_code ? s.exit_code : EXIT_FAILURE;
         return s.exit_code ? s.exit_code : r;
 }
