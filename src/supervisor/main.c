@@ -250,6 +250,15 @@ static int on_state_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* A package upgrade replaced the program file this process runs (its old inode lives on). */
+static bool executable_replaced(void) {
+        static const char suffix[] = " (deleted)";
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+        return n > (ssize_t) strlen(suffix) && memcmp(exe + n - strlen(suffix), suffix, strlen(suffix)) == 0;
+}
+
 struct json_object *supervisor_status_json(struct supervisor *s) {
         struct json_object *o = json_object_new_object(), *workers, *providers, *channels, *gw, *groups;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
@@ -258,6 +267,7 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
         if (!o)
                 return NULL;
         json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+        json_object_object_add(o, "executable_replaced", json_object_new_boolean(executable_replaced()));
         json_object_object_add(o, "pid", json_object_new_int((int) getpid()));
         json_object_object_add(o, "state", json_object_new_string(supervisor_state_to_string(s->state)));
         json_object_object_add(o, "status", json_object_new_string(s->last_status));
