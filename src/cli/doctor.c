@@ -350,7 +350,9 @@ int cmd_doctor(int argc, char **argv) {
                 case 'h':
                         printf("Usage: conclave doctor [--json] [--config FILE]\n\n"
                                "Checks the configuration (every error with file, line, section and key),\n"
-                               "secret files' permissions, directories, the user unit and the daemon.\n"
+                               "secret files' permissions, directories, the user unit, the ledgers' recovery\n"
+                               "notes, the format versions of the files under CONCLAVE_HOME, and the daemon\n"
+                               "(running, and running this version).\n"
                                "Exit status 1 when an error was found, 0 otherwise.\n\n"
                                "  -c, --config FILE  configuration file to check\n"
                                "      --json         print the findings as a JSON array\n");
