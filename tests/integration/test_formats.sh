@@ -48,11 +48,13 @@ user_journalctl -u "$unit" MESSAGE_ID=$MIGRATED -o cat
 user_journalctl -u "$unit" -o cat | grep -q "rebuilt the ledger index" && fail "a migrated index was rebuilt instead of used"
 pass "the service migrated exactly the three older files (journal MESSAGE_ID=$MIGRATED)"
 
-# The ledgers are the same bytes; every event reads back through the migrated index.
+# The ledgers keep every byte; every event reads back through the migrated index. (Automation
+# may append after them: reminders and scheduled runs that fell due since the fixture was made.)
 for g in team old; do
-    cmp "$fixture/groups/$g/ledger.jsonl" "$home/groups/$g/ledger.jsonl" || fail "ledger of $g changed"
+    size=$(stat -c %s "$fixture/groups/$g/ledger.jsonl")
+    cmp -n "$size" "$fixture/groups/$g/ledger.jsonl" "$home/groups/$g/ledger.jsonl" || fail "ledger of $g changed"
     want_ids=$(jq -r .id "$fixture/groups/$g/ledger.jsonl")
-    got_ids=$(cv tail -g "$g" -n 1000 --json | jq -r .id)
+    got_ids=$(cv tail -g "$g" -n 1000 --json | jq -r .id | head -n "$(wc -l <<<"$want_ids")")
     [[ $got_ids == "$want_ids" ]] || fail "events of $g differ after the migration"
 done
 [[ $(head -c 8 "$home/groups/team/state/ledger.idx") == CNCLIDX ]] || fail "index header missing"
@@ -68,8 +70,9 @@ cv inbox -g team --actor-id alice --json | jq -e '[.obligations[] | select(.kind
     fail "alice's reply obligation from 0.1.0 is gone"
 cv actor show -g team operator --json | jq -e '.cursor == 9' >/dev/null || fail "the operator's read cursor moved"
 cv schedule list -g team --json | jq -e 'length == 1 and .[0].text == "hourly check"' >/dev/null || fail "the schedule is gone"
+last=$(cv tail -g team -n 1 --json | jq -r .seq)
 seq=$(cv send -g team --to alice --json "after the upgrade" | jq -r .seq)
-[[ $seq == 12 ]] || fail "the next event has seq $seq, want 12"
+((last >= 11 && seq == last + 1)) || fail "the next event has seq $seq after $last"
 out=$(cv doctor) || fail "doctor after the migration: $out"
 grep -q "formats .* are in the formats this Conclave" <<<"$out" || fail "doctor: $out"
 grep -q "1 copies of files from before a migration" <<<"$out" || fail "doctor does not mention the kept copy: $out"
@@ -77,7 +80,8 @@ pass "events, obligations, cursors, schedules intact; the kept copy and doctor"
 
 user_systemctl restart "$unit" || fail "restart"
 [[ $(migrated | wc -l) == 3 ]] || fail "the second start migrated again"
-cv tail -g team -n 1 --json | jq -e '.seq == 12' >/dev/null || fail "event 12 lost over the restart"
+cv tail -g team -n 1000 --json | jq -s -e --argjson seq "$seq" 'map(select(.seq == $seq and .data.text == "after the upgrade")) | length == 1' >/dev/null ||
+    fail "event $seq lost over the restart"
 pass "second start: nothing to migrate"
 
 # --- files from a newer Conclave ------------------------------------------------------------------
@@ -119,12 +123,13 @@ pass "registry.json of format 2: refused (journal, status, exit 65, no retry, do
 user_systemctl stop "$unit"
 ledger=$home/groups/team/ledger.jsonl
 size=$(stat -c %s "$ledger")
-tail -n 1 "$ledger" | jq -c '.v = 2 | .seq = 13' | as_user tee -a "$ledger" >/dev/null
+tail -n 1 "$ledger" | jq -c '.v = 2 | .seq += 1' | as_user tee -a "$ledger" >/dev/null
 refused groups/team/ledger.jsonl
 as_user truncate -s "$size" "$ledger"
 user_systemctl reset-failed "$unit"
 user_systemctl start "$unit" || fail "start with the ledger line removed"
-cv tail -g team -n 1 --json | jq -e '.seq == 12' >/dev/null || fail "ledger not as before"
+[[ $(stat -c %s "$ledger") -ge $size ]] && cv tail -g team -n 1000 --json | jq -s -e --argjson seq "$seq" 'map(select(.seq == $seq)) | length == 1' >/dev/null ||
+    fail "ledger not as before"
 pass "a ledger line of version 2: refused; removed, it starts"
 
 user_systemctl stop "$unit"
