@@ -88,12 +88,37 @@ int ledger_index_file_version(const char *path, unsigned *ret) {
         return fd_version(fd, ret);
 }
 
-int ledger_index_migrate_v0(const char *path) {
-        _cleanup_free_ char *tmp = NULL, *dircopy = NULL, *buf = NULL;
-        _cleanup_close_ int fd = -EBADF, out = -EBADF, dfd = -EBADF;
+/* The header, then every byte of fd, to out; synced. */
+static int copy_with_header(int fd, int out) {
+        _cleanup_free_ char *buf = malloc(COPY_BLOCK);
         uint8_t header[LEDGER_INDEX_HEADER_SIZE];
-        unsigned version;
         off_t at = 0;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        ledger_index_header_init(header);
+        r = write_all(out, header, sizeof header);
+        while (r == 0) {
+                ssize_t k = pread(fd, buf, COPY_BLOCK, at);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        break;
+                r = write_all(out, buf, (size_t) k);
+                at += k;
+        }
+        if (r == 0 && fsync(out) < 0)
+                r = negative_errno();
+        return r;
+}
+
+int ledger_index_migrate_v0(const char *path) {
+        _cleanup_free_ char *tmp = NULL, *dircopy = NULL;
+        _cleanup_close_ int fd = -EBADF, out = -EBADF, dfd = -EBADF;
+        unsigned version;
         int r;
 
         if (!path)
@@ -108,28 +133,11 @@ int ledger_index_migrate_v0(const char *path) {
                 return -EBADMSG;
         if (asprintf(&tmp, "%s.migrate.%d", path, (int) getpid()) < 0)
                 return -ENOMEM;
-        buf = malloc(COPY_BLOCK);
-        if (!buf)
-                return -ENOMEM;
         (void) unlink(tmp);
         out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (out < 0)
                 return negative_errno();
-        ledger_index_header_init(header);
-        r = write_all(out, header, sizeof header);
-        while (r == 0) {
-                ssize_t k = pread(fd, buf, COPY_BLOCK, at);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        r = negative_errno();
-                if (k <= 0)
-                        break;
-                r = write_all(out, buf, (size_t) k);
-                at += k;
-        }
-        if (r == 0 && fsync(out) < 0)
-                r = negative_errno();
+        r = copy_with_header(fd, out);
         if (r == 0 && rename(tmp, path) < 0)
                 r = negative_errno();
         if (r < 0) {
