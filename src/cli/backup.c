@@ -28,6 +28,7 @@
 #include "config.h"
 #include "control.h"
 #include "fileio.h"
+#include "formats.h"
 #include "ledger_check.h"
 #include "macro.h"
 #include "paths.h"
@@ -467,7 +468,7 @@ static int backup_offline(struct backup *b) {
                 fprintf(stderr, "conclave backup: %s is not a Conclave registry (expected {\"groups\":[…]})\n", path);
                 return -EBADMSG;
         }
-        if (json_object_object_get_ex(registry, "format_version", &v) && json_object_get_int(v) > 1) {
+        if (json_object_object_get_ex(registry, "format_version", &v) && json_object_get_int(v) > REGISTRY_FORMAT_VERSION) {
                 fprintf(stderr, "conclave backup: %s was written by a newer Conclave (format %d); use that version\n", path,
                         json_object_get_int(v));
                 return -EPROTONOSUPPORT;

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "config.h"
 #include "fileio.h"
+#include "formats.h"
 #include "control.h"
 #include "macro.h"
 #include "paths.h"
@@ -253,12 +254,79 @@ static void check_ledgers(struct report *r) {
         closedir(d);
 }
 
+/* Every versioned file under CONCLAVE_HOME in a format this Conclave reads (formats.h). */
+static void check_formats(struct report *r) {
+        _cleanup_free_ char *home = paths_home();
+        _cleanup_(format_survey_freep) struct format_survey *s = NULL;
+        int k;
+
+        if (!home)
+                return;
+        k = format_survey(home, &s);
+        if (k < 0) {
+                finding(r, "warning", "formats", home, 0, "cannot check the file formats under %s: %s", home, strerror(-k));
+                return;
+        }
+        for (size_t i = 0; i < s->n_files; i++) {
+                const struct format_file *f = &s->files[i];
+                const struct format_info *info = format_info(f->kind);
+                _cleanup_free_ char *full = path_join(home, f->path);
+                char message[512];
+
+                switch (f->status) {
+                case FORMAT_NEWER:
+                        (void) format_newer_message(f, message, sizeof message);
+                        finding(r, "error", "formats", full, 0, "%s: the daemon refuses to start; %s", message,
+                                format_newer_advice(f->kind));
+                        break;
+                case FORMAT_OLDER:
+                        finding(r, "ok", "formats", full, 0, "%s is in format %u; the daemon migrates it to %u at its next start",
+                                f->path, f->version, info->current);
+                        break;
+                case FORMAT_INVALID:
+                        finding(r, "warning", "formats", full, 0, "cannot tell the format version of %s (%s); %s", f->path,
+                                f->error == -EBADMSG ? "its content is not what the format promises" : strerror(-f->error),
+                                info->derived ? "it is rebuilt from the ledger when unusable"
+                                              : "the daemon reports what is wrong when it loads it");
+                        break;
+                case FORMAT_CURRENT:
+                        break;
+                }
+        }
+        if (s->n_newer == 0 && s->n_older == 0 && s->n_invalid == 0)
+                finding(r, "ok", "formats", home, 0, "%zu file(s) under %s are in the formats this Conclave (%s) writes",
+                        s->n_files, home, PACKAGE_VERSION);
+        if (s->n_preserved > 0)
+                finding(r, "ok", "formats", home, 0,
+                        "%zu copies of files from before a migration (*.pre-vN) are under %s; remove them once this "
+                        "version runs well (a downgrade puts them back)", s->n_preserved, home);
+}
+
+/* The daemon's own view: a daemon older than this conclave (an upgrade without a restart). */
+static void check_daemon_version(struct report *r, int fd, const char *path) {
+        _cleanup_json_ struct json_object *result = NULL;
+        const char *version;
+
+        if (cli_call(fd, "status", NULL, &result) < 0)
+                return;
+        version = cli_str(result, "version");
+        if (version && !streq(version, PACKAGE_VERSION))
+                finding(r, "warning", "daemon", path, 0,
+                        "the daemon runs Conclave %s, this conclave is %s: restart it to run the installed version "
+                        "(systemctl --user restart conclave.service)", version, PACKAGE_VERSION);
+        else if (cli_bool(result, "executable_replaced"))
+                finding(r, "warning", "daemon", path, 0,
+                        "conclave-supervisor was replaced on disk since the daemon started (an upgrade?): restart it "
+                        "(systemctl --user restart conclave.service)");
+}
+
 static void check_daemon(struct report *r) {
         _cleanup_free_ char *path = paths_control_socket();
         int fd = path ? control_connect(path) : -ENOMEM;
 
         if (fd >= 0) {
                 finding(r, "ok", "daemon", path, 0, "the daemon answers on %s", path);
+                check_daemon_version(r, fd, path);
                 close(fd);
         } else
                 finding(r, "ok", "daemon", path, 0, "the daemon is not running (nothing answers on %s)",
@@ -362,10 +430,12 @@ int cmd_doctor(int argc, char **argv) {
                 case 'h':
                         printf("Usage: conclave doctor [--json] [--config FILE] [--offline]\n\n"
                                "Checks the configuration (every error with file, line, section and key),\n"
-                               "secret files' permissions, directories, the user unit and the daemon, and\n"
-                               "each LLM provider live: reachable, API key accepted, model available (one\n"
-                               "small request each, no tokens; through the running daemon when there is\n"
-                               "one). Exit status 1 when an error was found, 0 otherwise.\n\n"
+                               "secret files' permissions, directories, the user unit, the ledgers' recovery\n"
+                               "notes, the format versions of the files under CONCLAVE_HOME, the daemon\n"
+                               "(running, and running this version), and each LLM provider live: reachable,\n"
+                               "API key accepted, model available (one small request each, no tokens;\n"
+                               "through the running daemon when there is one).\n"
+                               "Exit status 1 when an error was found, 0 otherwise.\n\n"
                                "  -c, --config FILE  configuration file to check\n"
                                "      --offline      no network: skip the live provider checks\n"
                                "      --json         print the findings as a JSON array\n");
@@ -390,6 +460,7 @@ int cmd_doctor(int argc, char **argv) {
         check_dirs(&r);
         check_unit(&r);
         check_ledgers(&r);
+        check_formats(&r);
         check_daemon(&r);
         if (!offline)
                 check_providers(&r, c, own_config);

@@ -25,6 +25,7 @@
 #include "backup_manifest.h"
 #include "cli.h"
 #include "fileio.h"
+#include "formats.h"
 #include "ledger_check.h"
 #include "macro.h"
 #include "paths.h"
@@ -302,7 +303,7 @@ static int verify_registry(struct restore *r) {
         _cleanup_free_ char *path = path_join(r->tmpdir, "registry.json"), *text = NULL;
         _cleanup_free_ bool *seen = NULL;
         _cleanup_json_ struct json_object *o = NULL;
-        struct json_object *groups, *v;
+        struct json_object *groups;
         size_t n;
 
         if (!path)
@@ -310,8 +311,6 @@ static int verify_registry(struct restore *r) {
         if (read_file_bounded(path, SMALL_FILE_MAX, &text, NULL) < 0 || !(o = json_tokener_parse(text)) ||
             !json_object_object_get_ex(o, "groups", &groups) || !json_object_is_type(groups, json_type_array))
                 return refuse(r, "registry.json is not a Conclave registry");
-        if (json_object_object_get_ex(o, "format_version", &v) && json_object_get_int(v) > 1)
-                return refuse(r, "registry.json was written by a newer Conclave (format %d)", json_object_get_int(v));
         n = json_object_array_length(groups);
         seen = calloc(r->manifest->n_groups + 1, sizeof *seen);
         if (!seen)
@@ -326,6 +325,23 @@ static int verify_registry(struct restore *r) {
         for (size_t i = 0; i < r->manifest->n_groups; i++)
                 if (!seen[i])
                         return refuse(r, "group %s of the manifest is not in registry.json", r->manifest->groups[i].id);
+        return 0;
+}
+
+/* Every file in a format this Conclave reads: a newer one would stop the daemon after the
+ * restore. Older files are fine: the daemon migrates them at start. */
+static int verify_formats(struct restore *r) {
+        _cleanup_(format_survey_freep) struct format_survey *s = NULL;
+        int k = format_survey(r->tmpdir, &s);
+
+        if (k < 0)
+                return k == -ENOMEM ? k : refuse(r, "cannot check the file formats in it: %s", strerror(-k));
+        for (size_t i = 0; i < s->n_files; i++)
+                if (s->files[i].status == FORMAT_NEWER) {
+                        char message[512];
+                        (void) format_newer_message(&s->files[i], message, sizeof message);
+                        return refuse(r, "%s (restore it with that Conclave or a newer one)", message);
+                }
         return 0;
 }
 
@@ -510,6 +526,8 @@ int cmd_restore(int argc, char **argv) {
                 k = verify(&r);
         if (k >= 0)
                 k = verify_registry(&r);
+        if (k >= 0)
+                k = verify_formats(&r);
         if (k >= 0 && fsync(r.tmp_fd) < 0)
                 k = refuse(&r, "cannot write %s: %m", r.tmpdir);
         if (k >= 0)

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "formats.h"
 #include "macro.h"
 #include "paths.h"
 #include "proto.h"
@@ -28,12 +29,18 @@ static int64_t num(struct json_object *o, const char *key) {
 static void print_last_heartbeat(void) {
         _cleanup_free_ char *path = paths_state_file(), *text = NULL;
         _cleanup_json_ struct json_object *o = NULL;
+        unsigned version;
 
         if (!path || read_file_bounded(path, 1024 * 1024, &text, NULL) < 0)
                 return;
         o = json_tokener_parse(text);
         if (!o)
                 return;
+        if (format_json_version(o, &version) == 0 && version > DAEMON_STATE_VERSION) {
+                fprintf(stderr, "%s was written by a newer Conclave (format %u; this conclave reads up to %d).\n", path,
+                        version, DAEMON_STATE_VERSION);
+                return;
+        }
         fprintf(stderr, "Last heartbeat in %s: %s (pid %" PRId64 ", state %s).\n", path,
                 str(o, "heartbeat") ?: "?", num(o, "pid"), str(o, "state") ?: "?");
 }
@@ -46,6 +53,12 @@ static void print_status(struct json_object *r) {
         printf("  pid:     %" PRId64 ", up %s (since %s)\n", num(r, "pid"),
                format_timespan(span, sizeof span, (uint64_t) num(r, "uptime_usec")), str(r, "start_time") ?: "?");
         printf("  status:  %s\n", str(r, "status") ?: "");
+        if (str(r, "version") && !streq(str(r, "version"), PACKAGE_VERSION))
+                printf("  note:    this conclave is %s, the daemon runs %s: restart the service to run the installed "
+                       "version (systemctl --user restart conclave.service)\n", PACKAGE_VERSION, str(r, "version"));
+        else if (json_object_object_get_ex(r, "executable_replaced", &gw) && json_object_get_boolean(gw))
+                printf("  note:    conclave-supervisor was replaced on disk since the daemon started (an upgrade?): "
+                       "restart the service to run the new one (systemctl --user restart conclave.service)\n");
         printf("  home:    %s\n", str(r, "home") ?: "?");
         printf("  config:  %s%s\n", str(r, "config_path") ?: "?",
                json_object_object_get_ex(r, "config_file_present", &gw) && !json_object_get_boolean(gw)

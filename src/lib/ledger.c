@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ledger.h"
+#include "ledger_index.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
@@ -29,6 +30,8 @@
 #define BACK_BLOCK 8192u             /* step of a backward search for a line start */
 #define INDEX_BATCH 8192u            /* index entries written per pwrite during a scan */
 #define ULID_TIME_MAX ((UINT64_C(1) << 48) - 1)
+/* Byte position of index entry i (the offset of seq i + 1), after the header. */
+#define INDEX_POS(i) (LEDGER_INDEX_HEADER_SIZE + (uint64_t) (i) * sizeof(uint64_t))
 
 struct ledger {
         int fd;
@@ -88,7 +91,7 @@ static int truncate_fd(int fd, uint64_t size) {
 
 static int index_get(int index_fd, uint64_t entry, uint64_t *ret) {
         uint64_t le;
-        int r = pread_full(index_fd, &le, sizeof le, entry * sizeof le);
+        int r = pread_full(index_fd, &le, sizeof le, INDEX_POS(entry));
 
         if (r < 0)
                 return r;
@@ -250,7 +253,7 @@ static int parse_line(struct json_tokener *tok, const char *line, size_t len, ui
                         *ret_why = "written by a newer Conclave (format version above 1)";
                 return -EPROTONOSUPPORT;
         }
-        if (n != LEDGER_FORMAT_VERSION)
+        if (n < 1) /* every older version stays readable: lines are never rewritten */
                 why = "invalid \"v\"";
         else if (!json_object_object_get_ex(ev, "id", &o) || !is_string(o, false) ||
                  !event_id_valid(json_object_get_string(o), (size_t) json_object_get_string_len(o)))
@@ -585,14 +588,14 @@ static int scan_and_index(struct ledger *l, uint64_t from, uint64_t end, uint64_
 
                 batch[nbatch++] = htole64(offset);
                 if (nbatch == INDEX_BATCH) {
-                        r = pwrite_full(l->index_fd, batch, nbatch * sizeof *batch, batch_first * sizeof *batch);
+                        r = pwrite_full(l->index_fd, batch, nbatch * sizeof *batch, INDEX_POS(batch_first));
                         if (r < 0)
                                 goto out;
                         batch_first += nbatch;
                         nbatch = 0;
                 }
         }
-        r = pwrite_full(l->index_fd, batch, nbatch * sizeof *batch, batch_first * sizeof *batch);
+        r = pwrite_full(l->index_fd, batch, nbatch * sizeof *batch, INDEX_POS(batch_first));
         if (r < 0)
                 goto out;
         /* Drop stale entries past the end (a partial one, or a longer old index). */
@@ -600,8 +603,8 @@ static int scan_and_index(struct ledger *l, uint64_t from, uint64_t end, uint64_
                 r = negative_errno();
                 goto out;
         }
-        if ((uint64_t) st.st_size != (expected - 1) * sizeof *batch) {
-                r = truncate_fd(l->index_fd, (expected - 1) * sizeof *batch);
+        if ((uint64_t) st.st_size != INDEX_POS(expected - 1)) {
+                r = truncate_fd(l->index_fd, INDEX_POS(expected - 1));
                 if (r < 0)
                         goto out;
         }
@@ -612,11 +615,26 @@ out:
         return r;
 }
 
+/* Empties the index down to a header of the current version. */
+static int index_reset(struct ledger *l) {
+        uint8_t header[LEDGER_INDEX_HEADER_SIZE];
+        int r = truncate_fd(l->index_fd, 0);
+
+        if (r < 0)
+                return r;
+        ledger_index_header_init(header);
+        return pwrite_full(l->index_fd, header, sizeof header, 0);
+}
+
 /* Is the index trustworthy up to its entry K (the seq of the last line it covers)? It is when
- * K <= last_seq, entry 0 is 0 and entry K-1 is the start of a line with seq K; *ret_after is
- * then where line K ends. Only those lines are read: a clean open does not scan the ledger. */
+ * it starts with the current header, K <= last_seq, entry 0 is 0 and entry K-1 is the start of
+ * a line with seq K; *ret_after is then where line K ends. Only those lines are read: a clean
+ * open does not scan the ledger. An index of another version is not usable here: the daemon
+ * migrates older ones before it opens ledgers (migrate.h) and refuses newer ones, so what is
+ * left (a version-0 index of a group adopted later, garbage) is rebuilt. */
 static int index_usable(struct ledger *l, uint64_t end, uint64_t last_seq, uint64_t *ret_k, uint64_t *ret_after) {
         struct line_reader rd = { .fd = l->fd, .end = end };
+        uint8_t header[LEDGER_INDEX_HEADER_SIZE], want[LEDGER_INDEX_HEADER_SIZE];
         const char *line, *why;
         uint64_t k, first, offset, seq, at;
         struct stat st;
@@ -626,7 +644,15 @@ static int index_usable(struct ledger *l, uint64_t end, uint64_t last_seq, uint6
 
         if (fstat(l->index_fd, &st) < 0)
                 return negative_errno();
-        k = (uint64_t) st.st_size / sizeof(uint64_t);
+        if ((uint64_t) st.st_size < LEDGER_INDEX_HEADER_SIZE)
+                return 0;
+        r = pread_full(l->index_fd, header, sizeof header, 0);
+        if (r < 0)
+                return r;
+        ledger_index_header_init(want);
+        if (memcmp(header, want, sizeof header) != 0)
+                return 0;
+        k = ((uint64_t) st.st_size - LEDGER_INDEX_HEADER_SIZE) / sizeof(uint64_t);
         if (k == 0 || k > last_seq)
                 return 0;
         r = index_get(l->index_fd, 0, &first);
@@ -663,7 +689,7 @@ static int ledger_index(struct ledger *l, uint64_t end, uint64_t last_seq, struc
         int r;
 
         if (last_seq == 0)
-                return truncate_fd(l->index_fd, 0);
+                return index_reset(l);
 
         r = index_usable(l, end, last_seq, &k, &after);
         if (r < 0)
@@ -672,13 +698,13 @@ static int ledger_index(struct ledger *l, uint64_t end, uint64_t last_seq, struc
                 rec->index_rebuilt = true;
                 k = 0;
                 after = 0;
-                r = truncate_fd(l->index_fd, 0);
+                r = index_reset(l);
                 if (r < 0)
                         return r;
         }
         r = scan_and_index(l, after, end, k + 1, rec, &count);
         if (r < 0) {
-                (void) truncate_fd(l->index_fd, 0); /* unverified: let the next open rebuild it */
+                (void) index_reset(l); /* unverified: let the next open rebuild it */
                 return r;
         }
         if (k + count != last_seq)
@@ -952,7 +978,7 @@ int ledger_append(struct ledger *l, const char *kind, const char *by, struct jso
         }
 
         le = htole64(l->size);
-        r = pwrite_full(l->index_fd, &le, sizeof le, (seq - 1) * sizeof le);
+        r = pwrite_full(l->index_fd, &le, sizeof le, INDEX_POS(seq - 1));
         if (r < 0) {
                 /* Nobody was told about this event yet (it is not even synced): undo it so the
                  * index and the ledger agree. */
@@ -993,7 +1019,7 @@ int ledger_read(struct ledger *l, uint64_t seq, struct json_object **ret) {
 
         /* This line's offset and, unless it is the last, the next line's: where this one ends. */
         r = pread_full(l->index_fd, entries, seq < l->last_seq ? 2 * sizeof(uint64_t) : sizeof(uint64_t),
-                       (seq - 1) * sizeof(uint64_t));
+                       INDEX_POS(seq - 1));
         if (r < 0)
                 return r == -ENODATA ? -EBADMSG : r;
         start = le64toh(entries[0]);

@@ -1,10 +1,12 @@
 /* A group's ledger: groups/<id>/ledger.jsonl, append-only, one JSON event per line:
  *   {"v":1,"id":"01JD…","seq":N,"ts":"2026-11-22T14:36:41.123Z","kind":"chat.message",
  *    "group_id":"g1","by":"alice","data":{…}}
- * plus a derived offset index (groups/<id>/state/ledger.idx: one little-endian uint64 byte
- * offset per event, entry i for seq i+1) so reads by seq and `tail -n N` never scan the file.
- * Appends are single write()s of whole lines; durability is the caller's choice of when to call
- * ledger_sync(). Nothing before the last line is ever rewritten. */
+ * plus a derived offset index (groups/<id>/state/ledger.idx: a versioned header, then one
+ * little-endian uint64 byte offset per event, see ledger_index.h) so reads by seq and
+ * `tail -n N` never scan the file. Appends are single write()s of whole lines; durability is
+ * the caller's choice of when to call ledger_sync(). Nothing before the last line is ever
+ * rewritten, so a line keeps the format version ("v") it was written in: every version from 1
+ * to LEDGER_FORMAT_VERSION stays readable, a newer one is refused (-EPROTONOSUPPORT). */
 #pragma once
 
 #include <json-c/json.h>

@@ -356,6 +356,7 @@ static void write_recovery_note(struct group *g, const char *what, uint64_t offs
 
         if (!o || !path)
                 return;
+        json_object_object_add(o, "format_version", json_object_new_int(RECOVERY_NOTE_FORMAT_VERSION));
         json_object_object_add(o, "time", json_object_new_string(format_timestamp_iso(ts, sizeof ts, now_usec(CLOCK_REALTIME))));
         json_object_object_add(o, "what", json_object_new_string(what));
         json_object_object_add(o, "offset", json_object_new_uint64(offset));

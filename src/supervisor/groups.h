@@ -9,11 +9,10 @@
 #include <systemd/sd-event.h>
 
 #include "backoff.h"
+#include "formats.h"
 #include "group_state.h"
 #include "ledger.h"
 
-#define REGISTRY_FORMAT_VERSION 1
-#define GROUP_FORMAT_VERSION 1
 #define ID_MAX 64
 #define MESSAGE_TEXT_MAX (64u * 1024u)
 

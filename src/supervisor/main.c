@@ -24,6 +24,7 @@
 #include "paths.h"
 #include "proto.h"
 #include "state.h"
+#include "upgrade.h"
 #include "supervisor.h"
 #include "timeutil.h"
 
@@ -254,6 +255,15 @@ static int on_state_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* A package upgrade replaced the program file this process runs (its old inode lives on). */
+static bool executable_replaced(void) {
+        static const char suffix[] = " (deleted)";
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+        return n > (ssize_t) strlen(suffix) && memcmp(exe + n - strlen(suffix), suffix, strlen(suffix)) == 0;
+}
+
 struct json_object *supervisor_status_json(struct supervisor *s) {
         struct json_object *o = json_object_new_object(), *workers, *providers, *channels, *gw, *groups;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
@@ -262,6 +272,7 @@ struct json_object *supervisor_status_json(struct supervisor *s) {
         if (!o)
                 return NULL;
         json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+        json_object_object_add(o, "executable_replaced", json_object_new_boolean(executable_replaced()));
         json_object_object_add(o, "pid", json_object_new_int((int) getpid()));
         json_object_object_add(o, "state", json_object_new_string(supervisor_state_to_string(s->state)));
         json_object_object_add(o, "status", json_object_new_string(s->last_status));
@@ -425,6 +436,11 @@ static int setup(struct supervisor *s, const char *config_arg) {
         r = automation_new(s, &s->automation);
         if (r < 0)
                 return log_error_errno(r, "cannot set up automation");
+        r = upgrade_home_formats(s);
+        if (r == -EPROTONOSUPPORT)
+                s->exit_code = EXIT_FORMAT_NEWER;
+        if (r < 0)
+                return r;
         r = channel_hub_new(s, &s->channel_hub);
         if (r < 0)
                 return log_error_errno(r, "cannot set up channels");
@@ -510,6 +526,6 @@ int main(int argc, char **argv) {
         }
         cleanup(&s);
         if (r < 0)
-                return EXIT_FAILURE;
+                return s.exit_code ? s.exit_code : EXIT_FAILURE;
         return s.exit_code ? s.exit_code : r;
 }

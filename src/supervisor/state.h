@@ -4,6 +4,6 @@
 
 struct supervisor;
 
-#define DAEMON_STATE_VERSION 1
+#include "formats.h" /* DAEMON_STATE_VERSION */
 
 int state_write(struct supervisor *s);

@@ -63,11 +63,15 @@ void workers_init(struct supervisor *s) {
         static const char *const names[WORKER_MAX] = { "gateway", "channels" };
         static const char *const programs[WORKER_MAX] = { "conclave-gateway", "conclave-channels" };
 
-        for (int i = 0; i < WORKER_MAX; i++)
-                s->workers[i] = (struct worker_proc){
+        for (int i = 0; i < WORKER_MAX; i++) {
+                struct worker_proc *w = &s->workers[i];
+                *w = (struct worker_proc){
                         .supervisor = s, .kind = (enum worker_kind) i, .name = names[i],
-                        .program = programs[i], .path = path_join(s->libexec_dir, programs[i]),
+                        .program = programs[i], .path = path_join(s->libexec_dir, programs[i]), .exe_fd = -EBADF,
                 };
+                if (w->path)
+                        w->exe_fd = open(w->path, O_PATH | O_CLOEXEC);
+        }
 }
 
 static void worker_close_channel(struct worker_proc *w) {
@@ -245,12 +249,15 @@ int worker_send_config(struct worker_proc *w, uint64_t id) {
 }
 
 static void child_exec(struct worker_proc *w, int channel, const char *notify_path) {
-        char fdbuf[16], usec[32], pid[16];
+        char fdbuf[16], usec[32], pid[16], *argv[] = { (char *) w->program, NULL };
+        int exe = w->exe_fd >= 0 ? fcntl(w->exe_fd, F_DUPFD_CLOEXEC, 10) : -1; /* out of 3 and 4's way */
 
         spawn_child_reset();
         if (dup2(channel, 3) < 0)
                 _exit(EXIT_FAILURE);
-        (void) close_range(4, ~0U, 0);
+        if (exe >= 0)
+                exe = dup3(exe, 4, O_CLOEXEC) < 0 ? -1 : 4;
+        (void) close_range(exe >= 0 ? 5 : 4, ~0U, 0);
 
         snprintf(fdbuf, sizeof fdbuf, "%d", 3);
         snprintf(usec, sizeof usec, "%" PRIu64, w->watchdog_usec);
@@ -263,7 +270,9 @@ static void child_exec(struct worker_proc *w, int channel, const char *notify_pa
         unsetenv("LISTEN_PID");
         unsetenv("LISTEN_FDNAMES");
 
-        execl(w->path, w->program, (char *) NULL);
+        if (exe >= 0)
+                (void) fexecve(exe, argv, environ);
+        execv(w->path, argv);
         fprintf(stderr, "conclave-supervisor: cannot execute %s: %s\n", w->path, strerror(errno));
         _exit(127);
 }
@@ -456,6 +465,9 @@ void workers_free(struct supervisor *s) {
                 worker_clear_timer(w);
                 worker_close_channel(w);
                 w->child_source = sd_event_source_disable_unref(w->child_source);
+                if (w->path && w->exe_fd >= 0)
+                        close(w->exe_fd);
+                w->exe_fd = -EBADF;
                 free(w->path);
                 w->path = NULL;
         }

@@ -35,6 +35,8 @@ struct worker_proc {
         const char *name;    /* "gateway" */
         const char *program; /* "conclave-gateway" */
         char *path;
+        int exe_fd; /* O_PATH of the program as it was at start: restarts run that same file
+                     * even after a package upgrade replaced it (until the service restarts) */
 
         enum worker_state state;
         pid_t pid;

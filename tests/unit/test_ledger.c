@@ -22,9 +22,12 @@
 
 #include "fileio.h"
 #include "ledger.h"
+#include "ledger_index.h"
 #include "macro.h"
 #include "proto.h"
 #include "timeutil.h"
+
+#define H LEDGER_INDEX_HEADER_SIZE /* the index entries start after its header */
 
 struct scratch {
         char dir[64];
@@ -262,7 +265,7 @@ static void test_append_read_roundtrip(void **state) {
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(stat(s->index, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
-        assert_int_equal(st.st_size, 2 * 8);
+        assert_int_equal(st.st_size, H + 2 * 8);
         assert_true(asprintf(&statedir, "%s/state", s->dir) > 0);
         assert_int_equal(stat(statedir, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0700);
@@ -409,7 +412,7 @@ static void test_append_too_big(void **state) {
         assert_int_equal(ledger_append(l, "chat.message", "alice", over, NULL), -E2BIG);
         assert_int_equal(ledger_last_seq(l), 1);
         assert_int_equal(file_size(s->ledger), before);
-        assert_int_equal(file_size(s->index), 8);
+        assert_int_equal(file_size(s->index), H + 8);
 
         assert_int_equal(ledger_append(l, "chat.message", "alice", exact, NULL), 0);
         assert_int_equal(ledger_size_bytes(l) - before, LEDGER_LINE_MAX + 1);
@@ -542,7 +545,7 @@ static void test_short_write_rolled_back(void **state) {
         assert_int_equal(ledger_last_seq(l), 2);
         assert_int_equal(ledger_size_bytes(l), size);
         assert_int_equal(file_size(s->ledger), size);
-        assert_int_equal(file_size(s->index), 2 * 8);
+        assert_int_equal(file_size(s->index), H + 2 * 8);
         append_n(l, 1);
         assert_all_readable(l);
         ledger_close(l);
@@ -922,7 +925,7 @@ static void test_index_deleted(void **state) {
         struct ledger *l;
 
         good = ledger_with_index(s, 20, &len);
-        assert_int_equal(len, 20 * 8);
+        assert_int_equal(len, H + 20 * 8);
         assert_int_equal(unlink(s->index), 0);
         l = open_ok(s, &rec);
         assert_true(rec.index_rebuilt);
@@ -948,7 +951,7 @@ static void test_index_truncated(void **state) {
 
         /* Behind by whole entries (the normal result of a crash between the ledger write and
          * the index write): the missing entries are added from a scan of the lines after. */
-        assert_int_equal(truncate(s->index, 12 * 8), 0);
+        assert_int_equal(truncate(s->index, H + 12 * 8), 0);
         l = open_ok(s, &rec);
         assert_false(rec.truncated);
         assert_int_equal(ledger_last_seq(l), 20);
@@ -957,14 +960,14 @@ static void test_index_truncated(void **state) {
         ledger_close(l);
 
         /* Cut inside an entry. */
-        assert_int_equal(truncate(s->index, 12 * 8 + 3), 0);
+        assert_int_equal(truncate(s->index, H + 12 * 8 + 3), 0);
         l = open_ok(s, &rec);
         assert_index_is(s, good, len);
         assert_all_readable(l);
         ledger_close(l);
 
         /* Two bytes short of complete, on an otherwise clean ledger. */
-        assert_int_equal(truncate(s->index, 20 * 8 - 2), 0);
+        assert_int_equal(truncate(s->index, H + 20 * 8 - 2), 0);
         l = open_ok(s, &rec);
         assert_index_is(s, good, len);
         ledger_close(l);
@@ -1018,7 +1021,7 @@ static void test_index_garbage(void **state) {
         le = htole64(7);
         fd = open(s->index, O_WRONLY | O_CLOEXEC);
         assert_true(fd >= 0);
-        assert_int_equal(pwrite(fd, &le, 8, 0), 8);
+        assert_int_equal(pwrite(fd, &le, 8, H), 8);
         assert_int_equal(close(fd), 0);
         l = open_ok(s, &rec);
         assert_true(rec.index_rebuilt);
@@ -1032,6 +1035,101 @@ static void test_index_garbage(void **state) {
         assert_true(rec.index_rebuilt);
         assert_index_is(s, good, len);
         ledger_close(l);
+}
+
+/* --- index format versions -------------------------------------------------------------- */
+
+static void test_index_header(void **state) {
+        const struct scratch *s = *state;
+        _cleanup_free_ char *good = NULL;
+        uint8_t want[H];
+        unsigned version = 99;
+        size_t len;
+
+        good = ledger_with_index(s, 3, &len);
+        assert_int_equal(len, H + 3 * 8);
+        ledger_index_header_init(want);
+        assert_memory_equal(good, LEDGER_INDEX_MAGIC, 8);
+        assert_memory_equal(good, want, H);
+        assert_int_equal(good[8], LEDGER_INDEX_FORMAT_VERSION);
+        assert_int_equal(ledger_index_file_version(s->index, &version), 0);
+        assert_int_equal(version, LEDGER_INDEX_FORMAT_VERSION);
+        /* Already current: nothing to migrate. */
+        assert_int_equal(ledger_index_migrate_v0(s->index), -EBADMSG);
+        assert_index_is(s, good, len);
+}
+
+/* The index Conclave 0.1.0 wrote: the entries alone. Migrated, it is the current index, which
+ * the next open trusts (no rebuild); opened as it is, it is rebuilt. */
+static void test_index_version0(void **state) {
+        const struct scratch *s = *state;
+        _cleanup_free_ char *good = NULL;
+        struct ledger_recovery rec;
+        struct ledger *l;
+        unsigned version = 99;
+        size_t len;
+
+        good = ledger_with_index(s, 20, &len);
+        write_raw(s->index, good + H, len - H, false);
+        assert_int_equal(ledger_index_file_version(s->index, &version), 0);
+        assert_int_equal(version, 0);
+        assert_int_equal(ledger_index_migrate_v0(s->index), 0);
+        assert_index_is(s, good, len);
+        l = open_ok(s, &rec);
+        assert_false(rec.index_rebuilt);
+        assert_all_readable(l);
+        ledger_close(l);
+
+        write_raw(s->index, good + H, len - H, false);
+        l = open_ok(s, &rec);
+        assert_true(rec.index_rebuilt);
+        assert_index_is(s, good, len);
+        assert_all_readable(l);
+        ledger_close(l);
+
+        /* An empty version-0 index (an empty ledger) is version 0 as well. */
+        write_raw(s->index, "", 0, false);
+        assert_int_equal(ledger_index_file_version(s->index, &version), 0);
+        assert_int_equal(version, 0);
+        assert_int_equal(ledger_index_migrate_v0(s->index), 0);
+        assert_int_equal(file_size(s->index), H);
+}
+
+static void test_index_version_unknown(void **state) {
+        const struct scratch *s = *state;
+        _cleanup_free_ char *good = NULL, *copy = NULL;
+        struct ledger_recovery rec;
+        struct ledger *l;
+        unsigned version = 0;
+        uint32_t v = htole32(7);
+        size_t len;
+
+        good = ledger_with_index(s, 5, &len);
+        copy = malloc(len);
+        assert_non_null(copy);
+        memcpy(copy, good, len);
+        memcpy(copy + 8, &v, sizeof v);
+        write_raw(s->index, copy, len, false);
+        assert_int_equal(ledger_index_file_version(s->index, &version), 0);
+        assert_int_equal(version, 7);
+        assert_int_equal(ledger_index_migrate_v0(s->index), -EBADMSG);
+        /* The library never reads an index it does not know: rebuilt (the daemon refuses to
+         * start on a newer one before it gets here, see formats.h). */
+        l = open_ok(s, &rec);
+        assert_true(rec.index_rebuilt);
+        assert_index_is(s, good, len);
+        ledger_close(l);
+
+        /* Neither a header nor a version-0 index. */
+        write_raw(s->index, "garbage!garbage!", 16, false);
+        assert_int_equal(ledger_index_file_version(s->index, &version), -EBADMSG);
+        assert_int_equal(ledger_index_migrate_v0(s->index), -EBADMSG);
+        write_raw(s->index, LEDGER_INDEX_MAGIC, 8, false);
+        assert_int_equal(ledger_index_file_version(s->index, &version), -EBADMSG);
+        memset(copy, 0, 12);
+        write_raw(s->index, copy, 12, false); /* zeros, but not whole entries */
+        assert_int_equal(ledger_index_file_version(s->index, &version), -EBADMSG);
+        assert_int_equal(ledger_index_file_version("/nonexistent/ledger.idx", &version), -ENOENT);
 }
 
 static void test_index_longer_than_ledger(void **state) {
@@ -1048,7 +1146,7 @@ static void test_index_longer_than_ledger(void **state) {
         assert_true(rec.index_rebuilt);
         assert_false(rec.truncated);
         assert_int_equal(ledger_last_seq(l), 12);
-        assert_index_is(s, good, 12 * 8);
+        assert_index_is(s, good, H + 12 * 8);
         assert_all_readable(l);
         append_n(l, 1);
         assert_read_seq(l, 13);
@@ -1077,7 +1175,7 @@ static void test_index_stale_after_cut(void **state) {
         assert_true(rec.truncated);
         assert_true(rec.index_rebuilt);
         assert_int_equal(ledger_last_seq(l), 3);
-        assert_int_equal(file_size(s->index), 3 * 8);
+        assert_int_equal(file_size(s->index), H + 3 * 8);
         append_n(l, 1);
         assert_all_readable(l);
         ledger_close(l);
@@ -1324,6 +1422,9 @@ int main(void) {
                 T(test_index_deleted),
                 T(test_index_truncated),
                 T(test_index_garbage),
+                T(test_index_header),
+                T(test_index_version0),
+                T(test_index_version_unknown),
                 T(test_index_longer_than_ledger),
                 T(test_index_stale_after_cut),
                 T(test_tail),
