@@ -36,6 +36,10 @@ static const struct format_info infos[_FORMAT_KIND_MAX] = {
                                    RECOVERY_NOTE_FORMAT_VERSION, 0, false, true },
         [FORMAT_DAEMON_STATE] = { "daemon_state.json", "the daemon's heartbeat file", DAEMON_STATE_VERSION, 0, true, false },
         [FORMAT_BACKUP_MANIFEST] = { "manifest.json (in a backup)", "a backup manifest", BACKUP_FORMAT_VERSION, 1, false, true },
+        [FORMAT_OUTBOX] = { "groups/<id>/state/outbox.json", "a group's channel outbox", OUTBOX_FORMAT_VERSION, 1, true,
+                            true },
+        [FORMAT_CHANNEL_STORE] = { "channels/<name>.json", "a channel's saved position (offsets, sync tokens)",
+                                   CHANNEL_STORE_FORMAT_VERSION, 0, false, true },
 };
 
 const struct format_info *format_info(enum format_kind kind) {
@@ -290,6 +294,7 @@ static int survey_group(struct format_survey *s, const char *home, const char *i
                 { FORMAT_LEDGER_INDEX, "state/ledger.idx" },
                 { FORMAT_GROUP_STATE, "state/state.json" },
                 { FORMAT_RECOVERY_NOTE, "state/recovery.json" },
+                { FORMAT_OUTBOX, "state/outbox.json" },
         };
         int r;
 
@@ -308,6 +313,48 @@ static int survey_group(struct format_survey *s, const char *home, const char *i
                 s->n_preserved += count_preserved(dir) + count_preserved(state);
         }
         return 0;
+}
+
+/* channels/<name>.json: what conclave-channels' drivers keep (long-poll offsets, sync tokens). */
+static int survey_channel_stores(struct format_survey *s, const char *home) {
+        _cleanup_free_ char *dir = path_join(home, "channels");
+        char **names = NULL;
+        size_t n_names = 0;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (!dir)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : negative_errno();
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                char **v;
+                if (n <= 5 || !streq(de->d_name + n - 5, ".json") || de->d_name[0] == '.')
+                        continue;
+                v = reallocarray(names, n_names + 1, sizeof *v);
+                if (!v || asprintf(&v[n_names], "channels/%s", de->d_name) < 0) {
+                        if (v)
+                                names = v;
+                        r = -ENOMEM;
+                        break;
+                }
+                names = v;
+                n_names++;
+        }
+        closedir(d);
+        if (r == 0 && n_names)
+                qsort(names, n_names, sizeof *names, compare_names);
+        for (size_t i = 0; r == 0 && i < n_names; i++)
+                r = survey_add(s, home, FORMAT_CHANNEL_STORE, names[i]);
+        for (size_t i = 0; i < n_names; i++)
+                free(names[i]);
+        free(names);
+        if (r == 0)
+                s->n_preserved += count_preserved(dir);
+        return r;
 }
 
 int format_survey(const char *home, struct format_survey **ret) {
@@ -329,6 +376,9 @@ int format_survey(const char *home, struct format_survey **ret) {
         if (r < 0)
                 return r;
         s->n_preserved += count_preserved(home);
+        r = survey_channel_stores(s, home);
+        if (r < 0)
+                return r;
 
         d = opendir(groups);
         if (!d) {

@@ -14,6 +14,8 @@
 #define GROUP_FORMAT_VERSION 1         /* groups/<id>/group.json: "format_version" */
 #define RECOVERY_NOTE_FORMAT_VERSION 1 /* groups/<id>/state/recovery.json: "format_version" */
 #define DAEMON_STATE_VERSION 1         /* daemon_state.json: "format_version" */
+#define OUTBOX_FORMAT_VERSION 1        /* groups/<id>/state/outbox.json: "format_version" */
+#define CHANNEL_STORE_FORMAT_VERSION 1 /* channels/<name>.json: "format_version" */
 /* LEDGER_FORMAT_VERSION, LEDGER_INDEX_FORMAT_VERSION (ledger.h), GROUP_STATE_FORMAT_VERSION
  * (group_state.h) and BACKUP_FORMAT_VERSION (backup_manifest.h) live with their modules. */
 
@@ -26,6 +28,8 @@ enum format_kind {
         FORMAT_RECOVERY_NOTE,
         FORMAT_DAEMON_STATE,
         FORMAT_BACKUP_MANIFEST,
+        FORMAT_OUTBOX,
+        FORMAT_CHANNEL_STORE,
         _FORMAT_KIND_MAX,
 };
 
@@ -76,7 +80,7 @@ struct format_survey {
 
 /* Every versioned file under home: registry.json, daemon_state.json and, for each directory
  * under groups/ named like a group id, group.json, ledger.jsonl, state/ledger.idx,
- * state/state.json and state/recovery.json. Missing files are skipped; nothing is changed.
+ * state/state.json, state/recovery.json and state/outbox.json; and channels/<name>.json. Missing files are skipped; nothing is changed.
  * -ENOMEM, or -errno when home or groups/ cannot be listed (a missing home is an empty survey). */
 int format_survey(const char *home, struct format_survey **ret);
 void format_survey_free(struct format_survey *s);

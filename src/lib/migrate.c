@@ -51,6 +51,16 @@ static int recovery_note_0_to_1(struct json_object *o) {
         return require_keys(o, keys, types, ELEMENTSOF(keys));
 }
 
+/* A channel's store (0.1.x wrote it without a version): an object of strings. */
+static int channel_store_0_to_1(struct json_object *o) {
+        json_object_object_foreach(o, key, value) {
+                (void) key;
+                if (!json_object_is_type(value, json_type_string))
+                        return -EBADMSG;
+        }
+        return 0;
+}
+
 /* steps[kind][N]: from version N to N + 1. NULL: no path. */
 #define STEPS_MAX 4
 static const json_step steps[_FORMAT_KIND_MAX][STEPS_MAX] = {
@@ -58,6 +68,7 @@ static const json_step steps[_FORMAT_KIND_MAX][STEPS_MAX] = {
         [FORMAT_GROUP] = { group_0_to_1 },
         [FORMAT_GROUP_STATE] = { group_state_0_to_1 },
         [FORMAT_RECOVERY_NOTE] = { recovery_note_0_to_1 },
+        [FORMAT_CHANNEL_STORE] = { channel_store_0_to_1 },
 };
 
 /* The same object with "format_version" first (readers and people look for it there). */
@@ -155,6 +166,7 @@ int migrate_file(const char *home, const struct format_file *f, char **ret_kept)
         case FORMAT_GROUP:
         case FORMAT_GROUP_STATE:
         case FORMAT_RECOVERY_NOTE:
+        case FORMAT_CHANNEL_STORE:
                 return migrate_json(path, f, ret_kept);
         default:
                 return -EINVAL; /* the ledger, daemon_state.json, backup manifests */

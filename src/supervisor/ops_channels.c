@@ -11,6 +11,7 @@
 #include "channel_hub.h"
 #include "control_server.h"
 #include "fileio.h"
+#include "formats.h"
 #include "groups.h"
 #include "log.h"
 #include "macro.h"
@@ -44,12 +45,14 @@ static int op_delivery(struct supervisor *s, struct control_request *req, struct
         return channel_hub_delivery(s, req, args);
 }
 
-/* --- persisted driver state: $CONCLAVE_HOME/channels/NAME.json ------------------------------ */
+/* --- persisted driver state: $CONCLAVE_HOME/channels/NAME.json ------------------------------
+ * On disk: {"format_version": CHANNEL_STORE_FORMAT_VERSION, KEY: "VALUE", ...}; the drivers see
+ * only their keys. */
 
 static bool valid_store_key(const char *k) {
         size_t n = k ? strlen(k) : 0;
 
-        if (n == 0 || n > STORE_KEY_MAX)
+        if (n == 0 || n > STORE_KEY_MAX || streq(k, "format_version"))
                 return false;
         for (; *k; k++)
                 if (!isalnum((unsigned char) *k) && !strchr("_.-", *k))
@@ -79,6 +82,8 @@ static struct json_object *store_read(const char *path) {
                 json_object_put(o);
                 return json_object_new_object();
         }
+        /* A newer file stopped the daemon at start (upgrade.c); an older one was migrated. */
+        json_object_object_del(o, "format_version");
         return o;
 }
 
@@ -144,6 +149,7 @@ static int op_store_set(struct supervisor *s, struct control_request *req, struc
                 }
                 json_object_object_add(o, key, json_object_get(value));
         }
+        json_object_object_add(o, "format_version", json_object_new_int(CHANNEL_STORE_FORMAT_VERSION));
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         r = write_file_atomic(path, text, strlen(text), 0600);
         if (r < 0) {

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OUTBOX_FORMAT_VERSION 1
+#include "formats.h" /* OUTBOX_FORMAT_VERSION */
 /* Deliveries a group may owe at once; past this, new ones are refused (and logged by the caller). */
 #define OUTBOX_PENDING_MAX 10000
 #define OUTBOX_BINDINGS_MAX 10000

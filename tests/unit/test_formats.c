@@ -459,6 +459,46 @@ static void test_migrate_home_0_1_0(void **state) {
         ledger_close(l);
 }
 
+/* The channels' files: a group's outbox (derived) and a channel's store (0.1.x: no version). */
+static void test_channels_files(void **state) {
+        const struct scratch *s = *state;
+        _cleanup_(format_survey_freep) struct format_survey *sv = NULL;
+        const struct format_file *f;
+
+        make_home_0_1_0(s);
+        put(s, "groups/team/state/outbox.json", "{\"format_version\":2,\"owed\":[]}");
+        put(s, "channels/tg.json", "{\"offset\":\"1234\"}");
+        put(s, "channels/mx.json", "{\"format_version\":1,\"since\":\"s72_4\"}");
+        assert_int_equal(format_survey(s->home, &sv), 0);
+        f = find(sv, "groups/team/state/outbox.json");
+        assert_non_null(f);
+        assert_int_equal(f->kind, FORMAT_OUTBOX);
+        assert_int_equal(f->status, FORMAT_NEWER);
+        f = find(sv, "channels/tg.json");
+        assert_non_null(f);
+        assert_int_equal(f->kind, FORMAT_CHANNEL_STORE);
+        assert_int_equal(f->status, FORMAT_OLDER);
+        f = find(sv, "channels/mx.json");
+        assert_non_null(f);
+        assert_int_equal(f->status, FORMAT_CURRENT);
+
+        migrate_json_ok(s, FORMAT_CHANNEL_STORE, "channels/tg.json", "{\"offset\":\"1234\",\"webhook\":\"set\"}",
+                        "\"offset\"");
+}
+
+/* A store whose values are not all strings is not one 0.1.x wrote: refused, left as it is. */
+static void test_migrate_channel_store_refused(void **state) {
+        const struct scratch *s = *state;
+        struct format_file f = { .kind = FORMAT_CHANNEL_STORE, .path = (char *) "channels/x.json", .version = 0,
+                                 .status = FORMAT_OLDER };
+        _cleanup_free_ char *kept = NULL, *after = NULL;
+
+        put(s, "channels/x.json", "{\"offset\":12}");
+        assert_true(migrate_file(s->home, &f, &kept) < 0);
+        after = get(s, "channels/x.json");
+        assert_string_equal(after, "{\"offset\":12}");
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, scratch_setup, scratch_teardown)
         const struct CMUnitTest tests[] = {
@@ -475,6 +515,8 @@ int main(void) {
                 T(test_migrate_group_state),
                 T(test_migrate_refusals),
                 T(test_migrate_home_0_1_0),
+                T(test_channels_files),
+                T(test_migrate_channel_store_refused),
         };
 #undef T
         return cmocka_run_group_tests(tests, NULL, NULL);
