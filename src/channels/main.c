@@ -21,6 +21,8 @@ struct channels_main {
         size_t n_providers;
 };
 
+static void channels_status(struct worker *w, char *buf, size_t size);
+
 /* The loop exists only once worker_init() runs (which may apply the configuration at once). */
 static int ensure_started(struct worker *w, struct channels_main *m) {
         int r;
@@ -54,6 +56,12 @@ static int channels_apply_config(struct worker *w, const struct config *c, bool 
         if (r < 0)
                 return r;
         m->n_providers = c->n_providers;
+        if (initial) {
+                char status[256];
+
+                channels_status(w, status, sizeof(status));
+                log_info("started: %s", status);
+        }
         return 0;
 }
 
