@@ -195,9 +195,8 @@ static struct json_object *args_actor(const struct route_match *m) {
 
 /* ---- routes ------------------------------------------------------------------------------ */
 
-static void handle_readyz(struct gateway_api *api, struct http_request *req) {
+static void respond_readyz(struct gateway_api *api, struct http_request *req, bool ready) {
         _cleanup_json_ struct json_object *body = json_object_new_object();
-        bool ready = upstream_ready(api->upstream);
 
         if (!body) {
                 http_request_respond_error(req, 500, "internal", "out of memory");
@@ -207,6 +206,31 @@ static void handle_readyz(struct gateway_api *api, struct http_request *req) {
         json_object_object_add(body, "supervisor", json_object_new_boolean(ready));
         json_object_object_add(body, "event_streams", json_object_new_int((int) sse_hub_clients(api->hub)));
         http_request_respond_json(req, ready ? 200 : 503, body);
+}
+
+static void on_ping(struct json_object *reply, int error, bool more, void *userdata) {
+        struct pending *p = userdata;
+        struct json_object *ok = NULL;
+
+        p->req->call = NULL;
+        respond_readyz(p->api, p->req, reply && json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok));
+        free(p);
+}
+
+/* Ready when the supervisor answers now (a ping: a stopped or stuck supervisor keeps its socket
+ * open) and the live event stream runs. */
+static void handle_readyz(struct gateway_api *api, struct http_request *req) {
+        struct pending *p;
+
+        if (!upstream_ready(api->upstream) || !(p = calloc(1, sizeof *p))) {
+                respond_readyz(api, req, false);
+                return;
+        }
+        *p = (struct pending){ .api = api, .req = req, .ok_status = 200 };
+        if (upstream_call_timeout(api->upstream, "ping", NULL, UPSTREAM_PING_TIMEOUT_USEC, on_ping, p, &req->call) < 0) {
+                free(p);
+                respond_readyz(api, req, false);
+        }
 }
 
 static void handle_ui(struct gateway_api *api, struct http_request *req, const struct route_match *m) {
