@@ -416,10 +416,10 @@ static bool check_auth(struct gateway_api *api, struct http_request *req) {
 
         if (api->auth.source == GATEWAY_TOKEN_NONE)
                 return false;
-        wait = auth_limiter_check(&api->failures, req->client, now);
+        wait = auth_limiter_check(&api->failures, req->client_key, now);
         if (wait > 0) {
                 http_request_respond_error(req, 429, "rate_limited", "too many failed authentications from %s; retry in %u s",
-                                           req->client, wait);
+                                           req->client_key, wait);
                 snprintf(value, sizeof value, "%u", wait);
                 if (req->response)
                         (void) MHD_add_response_header(req->response, "Retry-After", value);
@@ -429,7 +429,7 @@ static bool check_auth(struct gateway_api *api, struct http_request *req) {
         if (result == AUTH_OK)
                 return false;
         if (result == AUTH_INVALID) {
-                auth_limiter_failed(&api->failures, req->client, now);
+                auth_limiter_failed(&api->failures, req->client_key, now);
                 /* Never the token: who, what, and that it was wrong. */
                 log_fields_errno(LOG_WARNING, 0, "CONCLAVE_HTTP_AUTH=invalid", "authentication failed: wrong token from %s for %s %s",
                                  req->client, req->method, req->path);
@@ -454,19 +454,20 @@ bool gateway_api_check_headers(struct gateway_api *api, struct http_request *req
                 return true;
         }
         if (!m.method_ok) {
-                /* MHD adds no Allow header to a JSON error; the message names the methods. */
                 http_request_respond_error(req, 405, "method_not_allowed", "%s supports %s", req->path, m.allow);
+                if (req->response)
+                        (void) MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW, m.allow);
                 return true;
         }
         if (m.route == ROUTE_READYZ || m.route == ROUTE_UI)
                 return false;
         /* Before the body is read: a client over its rate costs us no more than this. */
-        wait = api->rate_per_minute ? ratelimit_take(api->rate, req->client, now_usec(CLOCK_MONOTONIC)) : 0;
+        wait = api->rate_per_minute ? ratelimit_take(api->rate, req->client_key, now_usec(CLOCK_MONOTONIC)) : 0;
         if (wait > 0) {
                 char value[16];
                 http_request_respond_error(req, 429, "rate_limited",
                                            "more than %u requests per minute from %s; retry in %u s",
-                                           api->rate_per_minute, req->client, wait);
+                                           api->rate_per_minute, req->client_key, wait);
                 snprintf(value, sizeof value, "%u", wait);
                 if (req->response)
                         (void) MHD_add_response_header(req->response, "Retry-After", value);
