@@ -222,6 +222,14 @@ static int on_watchdog_timer(sd_event_source *src, uint64_t usec, void *userdata
         uint64_t now = now_usec(CLOCK_MONOTONIC), interval;
         static bool withheld = false;
 
+        /* Running this late means this process was stopped (SIGSTOP) or starved: the workers'
+         * pings of that time are queued, unread, and would look missed. Read them first. */
+        if (now > usec + 2 * USEC_PER_SEC) {
+                log_notice("the supervisor was not running for %" PRIu64 " ms; checking workers once their "
+                           "pings are read", (now - usec) / USEC_PER_MSEC);
+                (void) sd_event_source_set_time(src, now + 100 * USEC_PER_MSEC);
+                return 0;
+        }
         workers_check_watchdog(s, now);
         if (s->systemd_watchdog_usec > 0) {
                 if (workers_supervised(s, now)) {
