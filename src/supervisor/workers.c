@@ -240,23 +240,37 @@ int worker_send_config(struct worker_proc *w, uint64_t id) {
 }
 
 static void child_exec(struct worker_proc *w, int channel, const char *notify_path) {
+        int listen_fd = w->kind == WORKER_GATEWAY ? w->supervisor->gateway_listen_fd : -1;
         char fdbuf[16], usec[32], pid[16];
 
         spawn_child_reset();
-        if (dup2(channel, 3) < 0)
-                _exit(EXIT_FAILURE);
-        (void) close_range(4, ~0U, 0);
-
-        snprintf(fdbuf, sizeof fdbuf, "%d", 3);
-        snprintf(usec, sizeof usec, "%" PRIu64, w->watchdog_usec);
         snprintf(pid, sizeof pid, "%d", (int) getpid());
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDNAMES");
+        if (listen_fd >= 0) {
+                /* sd_listen_fds() wants the socket at fd 3, so the channel goes to fd 4; moved
+                 * above both first, since either may sit where the other must go. */
+                channel = fcntl(channel, F_DUPFD, 10);
+                if (channel < 0 || dup2(listen_fd, SD_LISTEN_FDS_START) < 0 ||
+                    fcntl(SD_LISTEN_FDS_START, F_SETFD, 0) < 0 || dup2(channel, 4) < 0)
+                        _exit(EXIT_FAILURE);
+                (void) close_range(5, ~0U, 0);
+                setenv("LISTEN_FDS", "1", 1);
+                setenv("LISTEN_PID", pid, 1);
+                snprintf(fdbuf, sizeof fdbuf, "%d", 4);
+        } else {
+                if (dup2(channel, 3) < 0)
+                        _exit(EXIT_FAILURE);
+                (void) close_range(4, ~0U, 0);
+                snprintf(fdbuf, sizeof fdbuf, "%d", 3);
+        }
+
+        snprintf(usec, sizeof usec, "%" PRIu64, w->watchdog_usec);
         setenv(PROTO_CHANNEL_FD_ENV, fdbuf, 1);
         setenv("NOTIFY_SOCKET", notify_path, 1);
         setenv("WATCHDOG_USEC", usec, 1);
         setenv("WATCHDOG_PID", pid, 1);
-        unsetenv("LISTEN_FDS");
-        unsetenv("LISTEN_PID");
-        unsetenv("LISTEN_FDNAMES");
 
         execl(w->path, w->program, (char *) NULL);
         fprintf(stderr, "conclave-supervisor: cannot execute %s: %s\n", w->path, strerror(errno));
