@@ -30,11 +30,13 @@
 #include "timeutil.h"
 
 /* Bounds on what clients can make us hold: idle time, per-connection memory; the number of
- * connections and the time to send a request are in connections.h. */
+ * connections and the time to send a request are in connections.h. libmicrohttpd gives each
+ * connection this much (the request head must fit, with room to answer); most of it is touched,
+ * so it is what an idle event stream costs, besides about 1 KiB of ours. */
 #define HTTP_CONNECTION_TIMEOUT_SEC 30u
 /* File descriptors the gateway needs besides its connections. */
 #define HTTP_FDS_RESERVED 64u
-#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 64 * 1024)
+#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 16 * 1024)
 
 
 struct http_listener {

@@ -320,9 +320,11 @@ for raw in 'GET /healthz HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n' 'GET
     status=$(printf "$raw" | timeout 5 socat -t 3 - "TCP:127.0.0.1:$port" | head -n 1 | tr -d '\r' || :)
     [[ $status =~ ^HTTP/1\.[01]\ (400|505) ]] || fail "malformed request '$raw' answered '$status'"
 done
+call GET /healthz -H "X-Big: $(head -c 17000 /dev/zero | tr '\0' a)"
+[[ $code == 431 ]] || fail "a 17 KB request head: $code, want 431"
 call GET /healthz
 want 200 "" "/healthz after malformed requests"
-pass "404 and 405 as JSON; 413 for Content-Length and chunked bodies; 400/505 for unparseable requests"
+pass "404 and 405 as JSON; 413 for Content-Length and chunked bodies; 400/505/431 for unparseable requests"
 
 # --- the per-client rate limit ------------------------------------------------------------------------
 # 6 a minute: a burst of 6, then one every 10 s (slow enough for a slow machine to see it).
