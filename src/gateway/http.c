@@ -552,12 +552,6 @@ static int listener_run(struct http_listener *l) {
         }
         if (MHD_get_timeout(l->daemon, &timeout_msec) == MHD_NO)
                 return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
-        if (timeout_msec == 0) {
-                /* Work left over (a resumed connection to answer): run again in this loop
-                 * iteration, not after the timer's millisecond of slack. */
-                server_schedule_run(l->server);
-                return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
-        }
         r = sd_event_now(l->server->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return log_error_errno(r, "cannot read the loop's clock");
