@@ -557,7 +557,11 @@ static int listener_run(struct http_listener *l) {
                 return log_error_errno(r, "cannot read the loop's clock");
         if (timeout_msec >= (UINT64_MAX - now) / USEC_PER_MSEC)
                 return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
-        r = sd_event_source_set_time(l->timer_source, now + (uint64_t) timeout_msec * USEC_PER_MSEC);
+        /* 0: work is left over (a resumed connection to answer); no slack for that. Not a defer
+         * source: one that re-arms itself would keep sd-event from polling for I/O at all. */
+        r = sd_event_source_set_time_accuracy(l->timer_source, timeout_msec == 0 ? 1 : USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_time(l->timer_source, now + (uint64_t) timeout_msec * USEC_PER_MSEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
         if (r < 0)
