@@ -27,10 +27,16 @@ url=http://127.0.0.1:$port
 gateway_bin=$CONCLAVE_PREFIX/libexec/conclave/conclave-gateway
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-bg_pids=()
 cleanup() {
-    local rc=$? p
-    for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || :; done
+    local rc=$? p f
+    # Only processes this script started: its running jobs, and the activated gateways (their
+    # pid files; the gateway is not this shell's child), if those pids are still gateways.
+    for p in $(jobs -p); do kill "$p" 2>/dev/null || :; done
+    for f in "$tmp"/*.pid; do
+        [[ -s $f ]] || continue
+        p=$(cat "$f")
+        case $(cat "/proc/$p/comm" 2>/dev/null) in conclave-gatewa* | systemd-socket*) kill "$p" 2>/dev/null || : ;; esac
+    done
     if [[ $rc -ne 0 ]]; then
         user_systemctl status "$unit" >&2 || :
         user_journalctl -u "$unit" -o short-precise | tail -n 80 >&2 || :
@@ -408,12 +414,9 @@ slow_client() { # NAME HEAD_PREFIX DRIP
     echo $((SECONDS - start)) >"$tmp/$1.secs"
 }
 slow_client head 'GET /healthz HTTP/1.1\r\nHost: x\r\n' 'X-Slow: 1\r\n' &
-bg_pids+=($!)
 slow_client body "POST /api/v1/groups/g1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $token\r\nContent-Length: 1000\r\n\r\n" ' ' &
-bg_pids+=($!)
 # A stream opened now sees heartbeats while the supervisor is stopped.
 curl -sN --max-time 25 -H "Authorization: Bearer $token" "$url/api/v1/groups/g1/events/stream" >"$tmp/heartbeat" 2>/dev/null &
-bg_pids+=($!)
 stream_open() { grep -q '^: conclave event stream' "$tmp/heartbeat"; }
 wait_for 5 stream_open || fail "the event stream did not open"
 
@@ -487,7 +490,6 @@ pass "over max_connections: 503 JSON with Connection: close; idle and slowloris 
 timeout 120 python3 "$here/sse-follow.py" "$url/api/v1/groups/g1/events/stream" "$token_file" "$tmp/until" 120 \
     >"$tmp/ids" 2>"$tmp/follow.err" &
 follower=$!
-bg_pids+=("$follower")
 got_some() { [[ $(wc -l <"$tmp/ids") -ge 5 ]]; }
 wait_for 10 got_some || fail "the stream client received nothing: $(cat "$tmp/follow.err")"
 killed=0
@@ -623,24 +625,27 @@ pass "bind = 0.0.0.0 without allow_public_bind or without a token: refused with 
 # and answers the API 503 (no supervisor), and refuses a socket beyond loopback without a token.
 write_config "token_file = \"$token_file\""
 sa_port=$((port + 1))
-as_user env CONCLAVE_LOG_TARGET=stderr systemd-socket-activate -l "127.0.0.1:$sa_port" "$gateway_bin" --config "$home/config.toml" \
-    >"$tmp/activated.log" 2>&1 &
-activated=$!
-bg_pids+=("$activated")
+# activated PIDFILE ADDRESS LOG: systemd-socket-activate then the gateway, in one process whose
+# pid is written first (as_user's own shell would be $!), so the test can always stop it.
+activated() {
+    as_user env CONCLAVE_LOG_TARGET=stderr bash -c 'echo $$ >"$0"; exec systemd-socket-activate -l "$1" "$2" --config "$3"' \
+        "$1" "$2" "$gateway_bin" "$home/config.toml" >"$3" 2>&1 &
+    wait_for 5 test -s "$1" || fail "systemd-socket-activate did not start"
+}
+activated "$tmp/activated.pid" "127.0.0.1:$sa_port" "$tmp/activated.log"
 activated_up() { curl -sf "http://127.0.0.1:$sa_port/healthz" >/dev/null; }
 wait_for 10 activated_up || fail "the socket-activated gateway does not answer: $(cat "$tmp/activated.log")"
 grep -q "listening on 127.0.0.1:$sa_port (socket activation" "$tmp/activated.log" || fail "activation not logged: $(cat "$tmp/activated.log")"
 ! grep -q "listening on 127.0.0.1:$port" "$tmp/activated.log" || fail "the activated gateway also bound [gateway] port"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$sa_port/api/v1/groups")
 [[ $code == 503 ]] && jq -e '.error.code == "unavailable"' "$tmp/body" >/dev/null || fail "standalone API: $code $(cat "$tmp/body")"
-# $! is the shell running as_user; the gateway says its own pid.
-kill "$(curl -s "http://127.0.0.1:$sa_port/healthz" | jq -r .pid)" || fail "cannot stop the activated gateway"
-wait "$activated" 2>/dev/null || :
+[[ $(curl -s "http://127.0.0.1:$sa_port/healthz" | jq -r .pid) == "$(cat "$tmp/activated.pid")" ]] || fail "the activated gateway is not the process started"
+kill "$(cat "$tmp/activated.pid")"
+gone() { ! kill -0 "$(cat "$tmp/activated.pid")" 2>/dev/null; }
+wait_for 10 gone || fail "the activated gateway did not stop on SIGTERM"
 write_config
-as_user env CONCLAVE_LOG_TARGET=stderr systemd-socket-activate -l "0.0.0.0:$sa_port" "$gateway_bin" --config "$home/config.toml" \
-    >"$tmp/public.log" 2>&1 &
-public=$!
-bg_pids+=("$public")
+activated "$tmp/public.pid" "0.0.0.0:$sa_port" "$tmp/public.log"
+public=$(cat "$tmp/public.pid")
 # The first connection starts the gateway, which must refuse the socket and exit.
 refused() {
     curl -s --max-time 1 "http://127.0.0.1:$sa_port/healthz" >/dev/null 2>&1 || :
