@@ -27,12 +27,13 @@ url=http://127.0.0.1:$port
 gateway_bin=$CONCLAVE_PREFIX/libexec/conclave/conclave-gateway
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
+install -d -o "$SANDBOX_UID" "$tmp/user" # what processes run as the test user write
 cleanup() {
     local rc=$? p f
     # Only processes this script started: its running jobs, and the activated gateways (their
     # pid files; the gateway is not this shell's child), if those pids are still gateways.
     for p in $(jobs -p); do kill "$p" 2>/dev/null || :; done
-    for f in "$tmp"/*.pid; do
+    for f in "$tmp"/user/*.pid; do
         [[ -s $f ]] || continue
         p=$(cat "$f")
         case $(cat "/proc/$p/comm" 2>/dev/null) in conclave-gatewa* | systemd-socket*) kill "$p" 2>/dev/null || : ;; esac
@@ -632,20 +633,20 @@ activated() {
         "$1" "$2" "$gateway_bin" "$home/config.toml" >"$3" 2>&1 &
     wait_for 5 test -s "$1" || fail "systemd-socket-activate did not start"
 }
-activated "$tmp/activated.pid" "127.0.0.1:$sa_port" "$tmp/activated.log"
+activated "$tmp/user/activated.pid" "127.0.0.1:$sa_port" "$tmp/activated.log"
 activated_up() { curl -sf "http://127.0.0.1:$sa_port/healthz" >/dev/null; }
 wait_for 10 activated_up || fail "the socket-activated gateway does not answer: $(cat "$tmp/activated.log")"
 grep -q "listening on 127.0.0.1:$sa_port (socket activation" "$tmp/activated.log" || fail "activation not logged: $(cat "$tmp/activated.log")"
 ! grep -q "listening on 127.0.0.1:$port" "$tmp/activated.log" || fail "the activated gateway also bound [gateway] port"
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$sa_port/api/v1/groups")
 [[ $code == 503 ]] && jq -e '.error.code == "unavailable"' "$tmp/body" >/dev/null || fail "standalone API: $code $(cat "$tmp/body")"
-[[ $(curl -s "http://127.0.0.1:$sa_port/healthz" | jq -r .pid) == "$(cat "$tmp/activated.pid")" ]] || fail "the activated gateway is not the process started"
-kill "$(cat "$tmp/activated.pid")"
-gone() { ! kill -0 "$(cat "$tmp/activated.pid")" 2>/dev/null; }
+[[ $(curl -s "http://127.0.0.1:$sa_port/healthz" | jq -r .pid) == "$(cat "$tmp/user/activated.pid")" ]] || fail "the activated gateway is not the process started"
+kill "$(cat "$tmp/user/activated.pid")"
+gone() { ! kill -0 "$(cat "$tmp/user/activated.pid")" 2>/dev/null; }
 wait_for 10 gone || fail "the activated gateway did not stop on SIGTERM"
 write_config
-activated "$tmp/public.pid" "0.0.0.0:$sa_port" "$tmp/public.log"
-public=$(cat "$tmp/public.pid")
+activated "$tmp/user/public.pid" "0.0.0.0:$sa_port" "$tmp/public.log"
+public=$(cat "$tmp/user/public.pid")
 # The first connection starts the gateway, which must refuse the socket and exit.
 refused() {
     curl -s --max-time 1 "http://127.0.0.1:$sa_port/healthz" >/dev/null 2>&1 || :
