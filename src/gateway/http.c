@@ -31,12 +31,12 @@
 
 /* Bounds on what clients can make us hold: idle time, per-connection memory; the number of
  * connections and the time to send a request are in connections.h. libmicrohttpd gives each
- * connection this much (the request head must fit, with room to answer); most of it is touched,
- * so it is what an idle event stream costs, besides about 1 KiB of ours. */
+ * connection this much (the request head must fit, about 7 KiB, with room to answer); it is
+ * touched, so it is most of what an idle event stream costs (1,000 take about 11 MB). */
 #define HTTP_CONNECTION_TIMEOUT_SEC 30u
 /* File descriptors the gateway needs besides its connections. */
 #define HTTP_FDS_RESERVED 64u
-#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 16 * 1024)
+#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 8 * 1024)
 
 
 struct http_listener {
@@ -447,13 +447,23 @@ static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, co
                         req->body_too_large = true;
                         free(req->body);
                         req->body = NULL;
-                        req->body_len = 0;
+                        req->body_len = req->body_size = 0;
                         return MHD_YES;
                 }
-                n = realloc(req->body, req->body_len + *upload_data_size + 1);
-                if (!n)
-                        return MHD_NO;
-                req->body = n;
+                if (req->body_len + *upload_data_size + 1 > req->body_size) {
+                        /* Doubling: the body arrives a few KiB at a time; growing by each piece
+                         * would copy a 1 MiB body hundreds of times. Bounded by max + 1. */
+                        size_t size = req->body_size ? req->body_size : 4096;
+                        while (size < req->body_len + *upload_data_size + 1)
+                                size *= 2;
+                        if (size > max + 1)
+                                size = max + 1;
+                        n = realloc(req->body, size);
+                        if (!n)
+                                return MHD_NO;
+                        req->body = n;
+                        req->body_size = size;
+                }
                 memcpy(req->body + req->body_len, upload_data, *upload_data_size);
                 req->body_len += *upload_data_size;
                 req->body[req->body_len] = 0;

@@ -38,7 +38,7 @@ struct http_request {
         bool client_loopback;
 
         char *body;
-        size_t body_len;
+        size_t body_len, body_size; /* bytes received; allocated */
         bool body_too_large; /* the rest is read and dropped; answered 413 at its end */
 
         /* An answer waiting to be queued when MHD calls us again. */
