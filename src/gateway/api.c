@@ -119,7 +119,12 @@ static void call(struct gateway_api *api, struct http_request *req, const char *
         *p = (struct pending){ .api = api, .req = req, .ok_status = ok_status };
         r = upstream_call(api->upstream, op, args, on_reply, p, &req->call);
         json_object_put(args);
-        if (r < 0) {
+        if (r == -EMSGSIZE) {
+                /* Not a passing condition: a retry would fail the same way. */
+                free(p);
+                http_request_respond_error(req, 413, "too_large", "the request is larger than the %u KiB the supervisor "
+                                           "takes in one call", PROTO_PACKET_MAX / 1024);
+        } else if (r < 0) {
                 free(p);
                 http_request_respond_error(req, 503, "unavailable", "the supervisor is not available%s",
                                            r == -ENOTCONN ? " (is this a standalone gateway?)" : "");

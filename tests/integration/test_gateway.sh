@@ -99,12 +99,15 @@ restart_service() {
     user_systemctl restart "$unit" || fail "restart $unit"
     wait_for 15 ready || fail "gateway not ready after restart"
 }
-write_config() { # extra [gateway] lines as arguments (rate_limit = 100000 unless one is given)
-    local rate='rate_limit = 100000' line
-    for line in "$@"; do [[ $line == rate_limit* ]] && rate=; done
+write_config() { # extra [gateway] lines as arguments (rate_limit = 100000, max_body = "64K" unless given)
+    local rate='rate_limit = 100000' body='max_body = "64K"' line
+    for line in "$@"; do
+        [[ $line == rate_limit* ]] && rate=
+        [[ $line == max_body* ]] && body=
+    done
     {
         printf '[runtime]\nledger_sync = "batch"\nrestart_burst = 20\n'
-        printf '[gateway]\nport = %s\nmax_body = "64K"\n%s\n' "$port" "$rate"
+        printf '[gateway]\nport = %s\n%s\n%s\n' "$port" "$body" "$rate"
         printf '%s\n' "$@"
         printf '[channels.hooks]\nkind = "webhook"\ngroup = "g1"\nsecret_file = "hook.secret"\nallowed_users = ["ci-bot"]\n'
         printf '[channels.nosecret]\nkind = "webhook"\ngroup = "g1"\nallowed_users = ["*"]\n'
@@ -327,13 +330,23 @@ for raw in 'GET /healthz HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n' 'GET
     status=$(printf "$raw" | timeout 5 socat -t 3 - "TCP:127.0.0.1:$port" | head -n 1 | tr -d '\r' || :)
     [[ $status =~ ^HTTP/1\.[01]\ (400|505) ]] || fail "malformed request '$raw' answered '$status'"
 done
-call GET /healthz -H "X-Big: $(head -c 17000 /dev/zero | tr '\0' a)"
-[[ $code == 431 ]] || fail "a 17 KB request head: $code, want 431"
+authed GET /api/v1/groups -H "X-Big: $(head -c 6000 /dev/zero | tr '\0' a)"
+want 200 "" "a 6 KB request head"
+call GET /healthz -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)"
+[[ $code == 431 ]] || fail "a 9 KB request head: $code, want 431"
 call GET /healthz
 want 200 "" "/healthz after malformed requests"
 pass "404 and 405 as JSON; 413 for Content-Length and chunked bodies; 400/505/431 for unparseable requests"
 
 # --- the per-client rate limit ------------------------------------------------------------------------
+# A body within max_body but larger than one call to the supervisor can carry: 413, not 503.
+reload_config "token_file = \"$token_file\"" 'max_body = "1M"'
+python3 -c 'import json; print(json.dumps({"text": "a" * 300000}), end="")' >"$tmp/300k"
+authed POST /api/v1/groups/g1/messages --data-binary "@$tmp/300k"
+want 413 too_large "a 300 KB body with max_body = 1M"
+python3 -c 'import json; print(json.dumps({"text": "a" * 70000}), end="")' >"$tmp/70k"
+authed POST /api/v1/groups/g1/messages --data-binary "@$tmp/70k"
+want 400 bad_request "a 70 KB message text"
 # 6 a minute: a burst of 6, then one every 10 s (slow enough for a slow machine to see it).
 reload_config "token_file = \"$token_file\"" 'rate_limit = 6'
 for i in $(seq 1 6); do
@@ -346,7 +359,7 @@ want 429 rate_limited "the 7th request at rate_limit = 6"
 call GET /healthz --interface 127.0.0.3
 want 200 "" "/healthz is not rate limited"
 reload_config "token_file = \"$token_file\""
-pass "rate_limit: a burst of 6, then 429 with Retry-After"
+pass "413 for a body the supervisor cannot take in one call; rate_limit: a burst of 6, then 429 with Retry-After"
 
 # --- webhooks ----------------------------------------------------------------------------------------
 d1=delivery-$RANDOM-1
