@@ -459,8 +459,20 @@ journal_says "did not send a complete request in time" || fail "cut-off slow cli
 grep -q '^: ping' "$tmp/heartbeat" || fail "no heartbeat on the event stream within 25 s"
 pass "slow clients cut off (the head after 10 s, the body after 30 s); heartbeats on the stream"
 
-# A request in flight when the supervisor dies: no success (the gateway, its worker, goes too).
-# Covered by the kill -9 below from the client's side: curl either gets 503 or no answer.
+# A request in flight when the supervisor dies: never a success. The gateway, its worker, exits
+# with it; the client gets no answer (or a 503), and systemd restarts the suite.
+supervisor=$(user_systemctl show -p MainPID --value "$unit")
+kill -STOP "$supervisor"
+curl -s -o "$tmp/inflight.body" -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $token" \
+    -d '{"text":"in flight when the supervisor dies"}' "$url/api/v1/groups/g1/messages" >"$tmp/inflight.code" 2>/dev/null &
+inflight=$!
+sleep 1
+kill -KILL "$supervisor"
+wait "$inflight" || :
+[[ $(cat "$tmp/inflight.code") != 2* ]] || fail "a request in flight when the supervisor was killed got $(cat "$tmp/inflight.code")"
+back() { user_systemctl is-active --quiet "$unit" && ready; }
+wait_for 30 back || fail "the suite did not come back after its supervisor was killed"
+pass "a request in flight when the supervisor is killed gets no success ($(cat "$tmp/inflight.code")); the suite comes back"
 
 # --- max_connections: 503 with a JSON error over the soft limit ---------------------------------------------
 reload_config "token_file = \"$token_file\"" 'max_connections = 8'
