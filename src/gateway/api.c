@@ -121,7 +121,12 @@ static void call(struct gateway_api *api, struct http_request *req, const char *
         *p = (struct pending){ .api = api, .req = req, .ok_status = ok_status };
         r = upstream_call(api->upstream, op, args, on_reply, p, &req->call);
         json_object_put(args);
-        if (r < 0) {
+        if (r == -EMSGSIZE) {
+                /* Not a passing condition: a retry would fail the same way. */
+                free(p);
+                http_request_respond_error(req, 413, "too_large", "the request is larger than the %u KiB the supervisor "
+                                           "takes in one call", PROTO_PACKET_MAX / 1024);
+        } else if (r < 0) {
                 free(p);
                 http_request_respond_error(req, 503, "unavailable", "the supervisor is not available%s",
                                            r == -ENOTCONN ? " (is this a standalone gateway?)" : "");
@@ -197,9 +202,8 @@ static struct json_object *args_actor(const struct route_match *m) {
 
 /* ---- routes ------------------------------------------------------------------------------ */
 
-static void handle_readyz(struct gateway_api *api, struct http_request *req) {
+static void respond_readyz(struct gateway_api *api, struct http_request *req, bool ready) {
         _cleanup_json_ struct json_object *body = json_object_new_object();
-        bool ready = upstream_ready(api->upstream);
 
         if (!body) {
                 http_request_respond_error(req, 500, "internal", "out of memory");
@@ -209,6 +213,31 @@ static void handle_readyz(struct gateway_api *api, struct http_request *req) {
         json_object_object_add(body, "supervisor", json_object_new_boolean(ready));
         json_object_object_add(body, "event_streams", json_object_new_int((int) sse_hub_clients(api->hub)));
         http_request_respond_json(req, ready ? 200 : 503, body);
+}
+
+static void on_ping(struct json_object *reply, int error, bool more, void *userdata) {
+        struct pending *p = userdata;
+        struct json_object *ok = NULL;
+
+        p->req->call = NULL;
+        respond_readyz(p->api, p->req, reply && json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok));
+        free(p);
+}
+
+/* Ready when the supervisor answers now (a ping: a stopped or stuck supervisor keeps its socket
+ * open) and the live event stream runs. */
+static void handle_readyz(struct gateway_api *api, struct http_request *req) {
+        struct pending *p;
+
+        if (!upstream_ready(api->upstream) || !(p = calloc(1, sizeof *p))) {
+                respond_readyz(api, req, false);
+                return;
+        }
+        *p = (struct pending){ .api = api, .req = req, .ok_status = 200 };
+        if (upstream_call_timeout(api->upstream, "ping", NULL, UPSTREAM_PING_TIMEOUT_USEC, on_ping, p, &req->call) < 0) {
+                free(p);
+                respond_readyz(api, req, false);
+        }
 }
 
 static void handle_ui(struct gateway_api *api, struct http_request *req, const struct route_match *m) {
@@ -396,10 +425,10 @@ static bool check_auth(struct gateway_api *api, struct http_request *req) {
 
         if (api->auth.source == GATEWAY_TOKEN_NONE)
                 return false;
-        wait = auth_limiter_check(&api->failures, req->client, now);
+        wait = auth_limiter_check(&api->failures, req->client_key, now);
         if (wait > 0) {
                 http_request_respond_error(req, 429, "rate_limited", "too many failed authentications from %s; retry in %u s",
-                                           req->client, wait);
+                                           req->client_key, wait);
                 snprintf(value, sizeof value, "%u", wait);
                 if (req->response)
                         (void) MHD_add_response_header(req->response, "Retry-After", value);
@@ -409,7 +438,7 @@ static bool check_auth(struct gateway_api *api, struct http_request *req) {
         if (result == AUTH_OK)
                 return false;
         if (result == AUTH_INVALID) {
-                auth_limiter_failed(&api->failures, req->client, now);
+                auth_limiter_failed(&api->failures, req->client_key, now);
                 /* Never the token: who, what, and that it was wrong. */
                 log_fields_errno(LOG_WARNING, 0, "CONCLAVE_HTTP_AUTH=invalid", "authentication failed: wrong token from %s for %s %s",
                                  req->client, req->method, req->path);
@@ -434,19 +463,20 @@ bool gateway_api_check_headers(struct gateway_api *api, struct http_request *req
                 return true;
         }
         if (!m.method_ok) {
-                /* MHD adds no Allow header to a JSON error; the message names the methods. */
                 http_request_respond_error(req, 405, "method_not_allowed", "%s supports %s", req->path, m.allow);
+                if (req->response)
+                        (void) MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW, m.allow);
                 return true;
         }
         if (m.route == ROUTE_READYZ || m.route == ROUTE_UI)
                 return false;
         /* Before the body is read: a client over its rate costs us no more than this. */
-        wait = api->rate_per_minute ? ratelimit_take(api->rate, req->client, now_usec(CLOCK_MONOTONIC)) : 0;
+        wait = api->rate_per_minute ? ratelimit_take(api->rate, req->client_key, now_usec(CLOCK_MONOTONIC)) : 0;
         if (wait > 0) {
                 char value[16];
                 http_request_respond_error(req, 429, "rate_limited",
                                            "more than %u requests per minute from %s; retry in %u s",
-                                           api->rate_per_minute, req->client, wait);
+                                           api->rate_per_minute, req->client_key, wait);
                 snprintf(value, sizeof value, "%u", wait);
                 if (req->response)
                         (void) MHD_add_response_header(req->response, "Retry-After", value);

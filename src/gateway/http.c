@@ -2,6 +2,7 @@
  * is one I/O source, MHD_get_timeout() re-arms one timer), the listener lifecycle, and routing. */
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -10,29 +11,39 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "api.h"
+#include "connections.h"
 #include "http.h"
 #include "request.h"
 #include "log.h"
 #include "macro.h"
 #include "proto.h"
+#include "ratelimit.h"
 #include "timeutil.h"
 
-/* Bounds on what clients can make us hold: connections, idle time, per-connection memory. */
-#define HTTP_CONNECTION_LIMIT 1024u
+/* Bounds on what clients can make us hold: idle time, per-connection memory; the number of
+ * connections and the time to send a request are in connections.h. libmicrohttpd gives each
+ * connection this much (the request head must fit, about 7 KiB, with room to answer); it is
+ * touched, so it is most of what an idle event stream costs (1,000 take about 11 MB). */
 #define HTTP_CONNECTION_TIMEOUT_SEC 30u
-#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 64 * 1024)
+/* File descriptors the gateway needs besides its connections. */
+#define HTTP_FDS_RESERVED 64u
+#define HTTP_CONNECTION_MEMORY_LIMIT ((size_t) 8 * 1024)
 
 
 struct http_listener {
         struct http_server *server;
         struct MHD_Daemon *daemon;
+        struct conn_table *connections;
+        unsigned hard_limit; /* MHD's connection limit, fixed while the listener lives */
         sd_event_source *io_source;
         sd_event_source *timer_source;
         bool activated; /* serves a copy of the socket systemd passed us */
@@ -49,6 +60,7 @@ struct http_server {
         int activated_fd;               /* from sd_listen_fds(), -1 without socket activation */
         bool disabled;                  /* [gateway] enabled = false */
         bool loopback;                  /* the listener accepts loopback connections only */
+        unsigned max_connections;       /* [gateway] max_connections: the soft limit */
         uint64_t start_usec;            /* CLOCK_MONOTONIC, for /healthz uptime */
 };
 
@@ -282,20 +294,25 @@ static void client_address(struct http_request *req) {
         socklen_t len;
         char *colon;
 
+        snprintf(req->client, sizeof req->client, "local");
+        snprintf(req->client_key, sizeof req->client_key, "local");
         if (!info || !info->client_addr)
                 return;
         switch (info->client_addr->sa_family) {
         case AF_INET: len = sizeof(struct sockaddr_in); break;
         case AF_INET6: len = sizeof(struct sockaddr_in6); break;
-        default: snprintf(req->client, sizeof req->client, "local"); req->client_loopback = true; return;
+        default: req->client_loopback = true; return;
         }
         memcpy(&sa, info->client_addr, len);
         req->client_loopback = sockaddr_is_loopback(&sa);
         format_sockaddr(&sa, len, req->client, sizeof req->client);
-        /* Rate limits and logs key on the host, not the ephemeral port: "1.2.3.4", "[::1]". */
+        /* Logs name the host, not the ephemeral port: "1.2.3.4", "[::1]". */
         colon = strrchr(req->client, ':');
         if (colon)
                 *colon = 0;
+        /* Limits count an IPv6 client by its /64: one host usually holds all of it. */
+        if (ratelimit_client_key((const struct sockaddr *) &sa, len, req->client_key, sizeof req->client_key) < 0)
+                snprintf(req->client_key, sizeof req->client_key, "%.63s", req->client);
 }
 
 static void *on_request_line(void *userdata, const char *uri, struct MHD_Connection *con) {
@@ -334,6 +351,63 @@ static bool request_has_body(struct http_request *req) {
         return (length && !streq(length, "0")) || http_request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
+/* A Content-Length above max: refused before the body is sent (no 100 Continue). */
+static bool declared_too_large(struct http_request *req, size_t max) {
+        const char *length = http_request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long v;
+        char *end;
+
+        if (!length)
+                return false;
+        errno = 0;
+        v = strtoull(length, &end, 10);
+        /* MHD has refused a malformed length already; anything odd left counts as too large. */
+        return errno != 0 || end == length || v > max;
+}
+
+static void respond_too_large(struct http_request *req, size_t max) {
+        http_request_respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                                   "request body exceeds %zu bytes ([gateway] max_body)", max);
+}
+
+/* Over the soft connection limit: say so, and close the connection after the answer. */
+static void respond_over_limit(struct http_server *s, struct http_request *req) {
+        http_request_respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                                   "too many connections (more than %u, [gateway] max_connections); retry later",
+                                   s->max_connections);
+        if (req->response &&
+            (MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO ||
+             MHD_add_response_header(req->response, MHD_HTTP_HEADER_RETRY_AFTER, "1") == MHD_NO)) {
+                MHD_destroy_response(req->response);
+                req->response = NULL; /* closed without an answer, logged as 503 */
+        }
+}
+
+/* The first call for a request: its head is complete. Answers at once what can be answered
+ * without the body. */
+static void on_request_head(struct http_server *s, struct http_request *req, const char *url, const char *method) {
+        struct http_connection *c = http_connection_of(req->con);
+
+        http_connection_headers_received(c);
+        copy_printable(req->method, sizeof req->method, method);
+        copy_printable(req->path, sizeof req->path, url);
+        if (c && c->over_limit)
+                respond_over_limit(s, req);
+        else if (streq(url, "/healthz")) {
+                if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD)) {
+                        http_request_respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                                   "/healthz supports GET and HEAD");
+                        if (req->response)
+                                (void) MHD_add_response_header(req->response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+                } else
+                        respond_healthz(s, req);
+        } else if (!s->api)
+                http_request_respond_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+        else if (!gateway_api_check_headers(s->api, req) &&
+                 declared_too_large(req, gateway_api_max_body(s->api)))
+                respond_too_large(req, gateway_api_max_body(s->api));
+}
+
 static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_userdata) {
@@ -350,18 +424,7 @@ static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, co
         }
         if (!req->headers_seen) {
                 req->headers_seen = true;
-                copy_printable(req->method, sizeof req->method, method);
-                copy_printable(req->path, sizeof req->path, url);
-                if (streq(url, "/healthz")) {
-                        if (!streq(method, MHD_HTTP_METHOD_GET) && !streq(method, MHD_HTTP_METHOD_HEAD))
-                                http_request_respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                                           "/healthz supports GET and HEAD");
-                        else
-                                respond_healthz(s, req);
-                } else if (!s->api)
-                        http_request_respond_error(req, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
-                else
-                        (void) gateway_api_check_headers(s->api, req);
+                on_request_head(s, req, url, method);
                 /* An answer queued before the whole request is read makes MHD close the
                  * connection: right for a refused body; a bodiless request is answered on the
                  * next call, which keeps the connection. */
@@ -369,28 +432,49 @@ static enum MHD_Result on_request(void *userdata, struct MHD_Connection *con, co
                         return queue_pending(req);
                 return MHD_YES;
         }
-        if (req->response_status)
-                return queue_pending(req);
         if (*upload_data_size > 0) {
                 size_t max = s->api ? gateway_api_max_body(s->api) : 0;
                 char *n;
 
+                /* MHD cannot answer in the middle of a body: read the rest and drop it (the
+                 * body deadline bounds how long), then answer. */
+                if (req->response_status || req->body_too_large) {
+                        *upload_data_size = 0;
+                        return MHD_YES;
+                }
                 if (req->body_len + *upload_data_size > max) {
                         *upload_data_size = 0;
-                        http_request_respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-                                                   "request body exceeds %zu bytes ([gateway] max_body)", max);
-                        return queue_pending(req);
+                        req->body_too_large = true;
+                        free(req->body);
+                        req->body = NULL;
+                        req->body_len = req->body_size = 0;
+                        return MHD_YES;
                 }
-                n = realloc(req->body, req->body_len + *upload_data_size + 1);
-                if (!n)
-                        return MHD_NO;
-                req->body = n;
+                if (req->body_len + *upload_data_size + 1 > req->body_size) {
+                        /* Doubling: the body arrives a few KiB at a time; growing by each piece
+                         * would copy a 1 MiB body hundreds of times. Bounded by max + 1. */
+                        size_t size = req->body_size ? req->body_size : 4096;
+                        while (size < req->body_len + *upload_data_size + 1)
+                                size *= 2;
+                        if (size > max + 1)
+                                size = max + 1;
+                        n = realloc(req->body, size);
+                        if (!n)
+                                return MHD_NO;
+                        req->body = n;
+                        req->body_size = size;
+                }
                 memcpy(req->body + req->body_len, upload_data, *upload_data_size);
                 req->body_len += *upload_data_size;
                 req->body[req->body_len] = 0;
                 *upload_data_size = 0;
                 return MHD_YES;
         }
+        http_connection_answering(http_connection_of(con));
+        if (req->body_too_large)
+                respond_too_large(req, s->api ? gateway_api_max_body(s->api) : 0);
+        if (req->response_status)
+                return queue_pending(req);
         if (!req->dispatched) {
                 req->dispatched = true;
                 gateway_api_handle(s->api, req);
@@ -423,6 +507,7 @@ static void on_request_done(void *userdata, struct MHD_Connection *con, void **r
         uint64_t latency;
         int level;
 
+        http_connection_request_done(http_connection_of(con));
         if (!req)
                 return;
         *req_userdata = NULL;
@@ -482,7 +567,11 @@ static int listener_run(struct http_listener *l) {
                 return log_error_errno(r, "cannot read the loop's clock");
         if (timeout_msec >= (UINT64_MAX - now) / USEC_PER_MSEC)
                 return sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
-        r = sd_event_source_set_time(l->timer_source, now + (uint64_t) timeout_msec * USEC_PER_MSEC);
+        /* 0: work is left over (a resumed connection to answer); no slack for that. Not a defer
+         * source: one that re-arms itself would keep sd-event from polling for I/O at all. */
+        r = sd_event_source_set_time_accuracy(l->timer_source, timeout_msec == 0 ? 1 : USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_time(l->timer_source, now + (uint64_t) timeout_msec * USEC_PER_MSEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -527,14 +616,42 @@ static struct http_listener *listener_free(struct http_listener *l) {
         /* In external polling mode this closes every connection and the listening socket. */
         if (l->daemon)
                 MHD_stop_daemon(l->daemon);
+        conn_table_free(l->connections);
         free(l->bind);
         free(l);
         return NULL;
 }
 
+/* MHD's hard connection limit for the soft one, within what RLIMIT_NOFILE allows: the soft
+ * file limit is raised to the hard one when needed (systemd's default soft limit of 1024 is for
+ * programs using select(); MHD uses epoll here). */
+static unsigned connection_hard_limit(unsigned soft_limit) {
+        unsigned want = conn_table_hard_limit(soft_limit);
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return want;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t) want + HTTP_FDS_RESERVED) {
+                struct rlimit raised = rl;
+                raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t) want + HTTP_FDS_RESERVED
+                                          ? (rlim_t) want + HTTP_FDS_RESERVED
+                                          : rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        rl = raised;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t) want + HTTP_FDS_RESERVED) {
+                unsigned fit = rl.rlim_cur > HTTP_FDS_RESERVED + 1 ? (unsigned) rl.rlim_cur - HTTP_FDS_RESERVED : 1;
+                log_warning("the file limit (%llu, LimitNOFILE=) allows %u connections, fewer than the %u that "
+                            "[gateway] max_connections = %u asks for; raise LimitNOFILE= or lower max_connections",
+                            (unsigned long long) rl.rlim_cur, fit, want, soft_limit);
+                return fit;
+        }
+        return want;
+}
+
 /* Serves HTTP on the listening socket fd, which it takes over (closed on failure, too). Errors
  * are returned, not logged: the caller knows what the socket was meant to be. */
-static int listener_new(struct http_server *s, int fd, struct http_listener **ret) {
+static int listener_new(struct http_server *s, int fd, unsigned max_connections, struct http_listener **ret) {
         struct http_listener *l = calloc(1, sizeof *l);
         const union MHD_DaemonInfo *info;
         struct sockaddr_storage sa;
@@ -553,13 +670,22 @@ static int listener_new(struct http_server *s, int fd, struct http_listener **re
                 return r;
         }
         format_sockaddr(&sa, len, l->address, sizeof l->address);
+        r = conn_table_new(s->event, l->address, &l->connections);
+        if (r < 0) {
+                close(fd);
+                listener_free(l);
+                return r;
+        }
+        conn_table_set_soft_limit(l->connections, max_connections);
+        l->hard_limit = connection_hard_limit(max_connections);
 
         l->daemon = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, l,
                 /* First, so that every message of MHD's goes through it. */
                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket) fd,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
+                MHD_OPTION_CONNECTION_LIMIT, l->hard_limit,
+                MHD_OPTION_NOTIFY_CONNECTION, conn_table_notify, l->connections,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_SEC,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY_LIMIT,
                 MHD_OPTION_URI_LOG_CALLBACK, on_request_line, l,
@@ -591,7 +717,7 @@ static int listener_new(struct http_server *s, int fd, struct http_listener **re
         return 0;
 }
 
-static int listener_new_bound(struct http_server *s, const char *bind, uint16_t port,
+static int listener_new_bound(struct http_server *s, const char *bind, uint16_t port, unsigned max_connections,
                               struct http_listener **ret) {
         struct sockaddr_storage sa;
         struct http_listener *l;
@@ -604,7 +730,7 @@ static int listener_new_bound(struct http_server *s, const char *bind, uint16_t 
         fd = socket_listen((struct sockaddr *) &sa, len);
         if (fd < 0)
                 return fd;
-        r = listener_new(s, fd, &l);
+        r = listener_new(s, fd, max_connections, &l);
         if (r < 0)
                 return r;
         l->port = port;
@@ -617,7 +743,7 @@ static int listener_new_bound(struct http_server *s, const char *bind, uint16_t 
         return 0;
 }
 
-static int listener_new_activated(struct http_server *s, struct http_listener **ret) {
+static int listener_new_activated(struct http_server *s, unsigned max_connections, struct http_listener **ret) {
         int fd, r;
 
         /* MHD closes the socket it serves; give it a copy so disabling and re-enabling the
@@ -625,7 +751,7 @@ static int listener_new_activated(struct http_server *s, struct http_listener **
         fd = fcntl(s->activated_fd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return negative_errno();
-        r = listener_new(s, fd, ret);
+        r = listener_new(s, fd, max_connections, ret);
         if (r < 0)
                 return r;
         (*ret)->activated = true;
@@ -726,16 +852,31 @@ static int replace_listener_on_same_port(struct http_server *s, const struct con
         log_debug("port %u is held by our own listener on %s; handing it over",
                   (unsigned) old_port, s->listener->address);
         s->listener = listener_free(s->listener);
-        r = listener_new_bound(s, c->gateway_bind, c->gateway_port, ret);
+        r = listener_new_bound(s, c->gateway_bind, c->gateway_port, c->gateway_max_connections, ret);
         if (r >= 0)
                 /* cppcheck does not know __attribute__((cleanup)): old_bind is freed. */
                 /* cppcheck-suppress memleak */
                 return r;
-        q = listener_new_bound(s, old_bind, old_port, &s->listener);
+        q = listener_new_bound(s, old_bind, old_port, s->max_connections, &s->listener);
         if (q < 0)
                 log_error_errno(q, "cannot listen on the previous address again; the gateway is "
                                 "not listening");
         return r;
+}
+
+/* A reload changes the soft limit at once; MHD's hard limit stays until the listener is made
+ * again (a restart of the gateway, or a new bind or port). */
+static void set_max_connections(struct http_server *s, unsigned max_connections) {
+        unsigned hard = s->listener->hard_limit;
+
+        if (max_connections == s->max_connections)
+                return;
+        s->max_connections = max_connections;
+        conn_table_set_soft_limit(s->listener->connections, max_connections);
+        if (max_connections >= hard)
+                log_notice("[gateway] max_connections = %u: this listener still accepts at most %u "
+                           "connections; restart the gateway for the new limit to apply fully",
+                           max_connections, hard);
 }
 
 int http_server_apply_config(struct http_server *s, const struct config *c) {
@@ -764,18 +905,19 @@ int http_server_apply_config(struct http_server *s, const struct config *c) {
                 return r;
         s->loopback = r > 0;
         if (s->listener && listener_matches(s->listener, c)) {
+                set_max_connections(s, c->gateway_max_connections);
                 s->disabled = false;
                 return 0;
         }
 
         if (s->activated_fd >= 0) {
-                r = listener_new_activated(s, &l);
+                r = listener_new_activated(s, c->gateway_max_connections, &l);
                 if (r < 0)
                         return log_error_errno(r, "cannot serve the socket passed by systemd");
                 log_info("listening on %s (socket activation; [gateway] bind and port are not used)",
                          l->address);
         } else {
-                r = listener_new_bound(s, c->gateway_bind, c->gateway_port, &l);
+                r = listener_new_bound(s, c->gateway_bind, c->gateway_port, c->gateway_max_connections, &l);
                 if (r == -EADDRINUSE && s->listener && s->listener->port == c->gateway_port)
                         r = replace_listener_on_same_port(s, c, &l);
                 if (r < 0) {
@@ -787,6 +929,7 @@ int http_server_apply_config(struct http_server *s, const struct config *c) {
         /* Only now that the new listener accepts connections does the old one go away. */
         listener_free(s->listener);
         s->listener = l;
+        s->max_connections = c->gateway_max_connections;
         s->disabled = false;
         return 0;
 }

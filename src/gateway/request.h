@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "ratelimit.h"
 
 #define HTTP_ADDRESS_MAX (INET6_ADDRSTRLEN + 32)
 /* Request paths are client data; only this much of one goes into a log entry. */
@@ -33,11 +34,12 @@ struct http_request {
         char method[16];
         char path[HTTP_LOG_PATH_MAX];
         char client[HTTP_ADDRESS_MAX]; /* the peer's address, without port */
+        char client_key[RATELIMIT_CLIENT_KEY_SIZE]; /* what limits count by: IPv6 per /64 */
         bool client_loopback;
 
         char *body;
-        size_t body_len;
-        bool body_too_large;
+        size_t body_len, body_size; /* bytes received; allocated */
+        bool body_too_large; /* the rest is read and dropped; answered 413 at its end */
 
         /* An answer waiting to be queued when MHD calls us again. */
         struct MHD_Response *response;

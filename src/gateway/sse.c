@@ -14,6 +14,36 @@
 
 #define SSE_PAGE 500
 
+/* Text to send, shared by every client it is queued for: a live event is formatted once and
+ * queued by reference, so fanning it out to a thousand clients costs a thousand small queue
+ * entries, not a thousand copies. */
+struct sse_chunk {
+        unsigned refs;
+        size_t len;
+        char data[];
+};
+
+struct sse_item {
+        struct sse_item *next;
+        struct sse_chunk *chunk;
+};
+
+static struct sse_chunk *chunk_new(const char *text, size_t len) {
+        struct sse_chunk *ch = malloc(sizeof *ch + len);
+
+        if (!ch)
+                return NULL;
+        ch->refs = 1;
+        ch->len = len;
+        memcpy(ch->data, text, len);
+        return ch;
+}
+
+static void chunk_unref(struct sse_chunk *ch) {
+        if (ch && --ch->refs == 0)
+                free(ch);
+}
+
 struct sse_client {
         struct sse_hub *hub;
         struct sse_client *next, *prev;
@@ -25,8 +55,9 @@ struct sse_client {
         bool started;             /* the 200 answer exists */
         bool closing;             /* end the stream once the buffer is written */
         struct proto_call *call;
-        char *buf;
-        size_t len, pos;
+        struct sse_item *head, *tail; /* what is still to be sent, oldest first */
+        size_t head_pos;              /* bytes of head's chunk already sent */
+        size_t queued;                /* bytes still to be sent */
 };
 
 struct sse_hub {
@@ -35,7 +66,19 @@ struct sse_hub {
         struct sse_client *clients;
         unsigned n_clients;
         sd_event_source *heartbeat;
+        struct sse_chunk *ping;
 };
+
+static void client_drop_queue(struct sse_client *c) {
+        while (c->head) {
+                struct sse_item *next = c->head->next;
+                chunk_unref(c->head->chunk);
+                free(c->head);
+                c->head = next;
+        }
+        c->tail = NULL;
+        c->head_pos = c->queued = 0;
+}
 
 static void client_unref(struct sse_client *c) {
         if (--c->refs > 0)
@@ -50,7 +93,7 @@ static void client_unref(struct sse_client *c) {
                         c->next->prev = c->prev;
                 c->hub->n_clients--;
         }
-        free(c->buf);
+        client_drop_queue(c);
         free(c);
 }
 
@@ -64,45 +107,72 @@ static void client_close(struct sse_client *c) {
         client_wake(c);
 }
 
-static int client_append(struct sse_client *c, const char *text, size_t len) {
-        char *n;
+/* Queues a reference to ch. */
+static int client_queue(struct sse_client *c, struct sse_chunk *ch) {
+        struct sse_item *item;
 
         if (c->closing)
                 return -EPIPE;
-        if (c->pos > 0 && c->pos == c->len)
-                c->pos = c->len = 0;
-        if (c->len - c->pos + len > SSE_CLIENT_BUFFER_MAX) {
+        if (c->queued + ch->len > SSE_CLIENT_BUFFER_MAX) {
                 /* Too slow to keep up: it reconnects with Last-Event-ID and catches up. */
                 log_notice("event stream of group %s to %s is %u bytes behind; closing it", c->group,
                            c->req ? c->req->client : "?", SSE_CLIENT_BUFFER_MAX);
                 client_close(c);
                 return -ENOBUFS;
         }
-        if (c->pos > 0) {
-                memmove(c->buf, c->buf + c->pos, c->len - c->pos);
-                c->len -= c->pos;
-                c->pos = 0;
-        }
-        n = realloc(c->buf, c->len + len);
-        if (!n)
+        item = malloc(sizeof *item);
+        if (!item)
                 return -ENOMEM;
-        c->buf = n;
-        memcpy(c->buf + c->len, text, len);
-        c->len += len;
+        ch->refs++;
+        *item = (struct sse_item){ .chunk = ch };
+        if (c->tail)
+                c->tail->next = item;
+        else
+                c->head = item;
+        c->tail = item;
+        c->queued += ch->len;
         return 0;
 }
 
-static int client_send_event(struct sse_client *c, struct json_object *event, uint64_t seq) {
+static int client_append(struct sse_client *c, const char *text, size_t len) {
+        struct sse_chunk *ch = chunk_new(text, len);
+        int r;
+
+        if (!ch)
+                return -ENOMEM;
+        r = client_queue(c, ch);
+        chunk_unref(ch);
+        return r;
+}
+
+/* "id: SEQ\ndata: JSON\n\n"; JSON without pretty-printing has no newlines, so one data: line
+ * holds it. */
+static struct sse_chunk *event_chunk(struct json_object *event, uint64_t seq) {
         const char *json = json_object_to_json_string_ext(event, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         _cleanup_free_ char *text = NULL;
         int n;
 
-        /* JSON without pretty-printing has no newlines, so one data: line holds it. */
         n = asprintf(&text, "id: %" PRIu64 "\ndata: %s\n\n", seq, json);
-        if (n < 0)
+        return n < 0 ? NULL : chunk_new(text, (size_t) n);
+}
+
+static int client_send_chunk(struct sse_client *c, struct sse_chunk *ch, uint64_t seq) {
+        int r = client_queue(c, ch);
+
+        if (r >= 0)
+                c->last_sent = seq;
+        return r;
+}
+
+static int client_send_event(struct sse_client *c, struct json_object *event, uint64_t seq) {
+        struct sse_chunk *ch = event_chunk(event, seq);
+        int r;
+
+        if (!ch)
                 return -ENOMEM;
-        c->last_sent = seq;
-        return client_append(c, text, (size_t) n);
+        r = client_send_chunk(c, ch, seq);
+        chunk_unref(ch);
+        return r;
 }
 
 static uint64_t event_seq(struct json_object *event) {
@@ -119,19 +189,34 @@ static void client_catch_up(struct sse_client *c);
 
 static ssize_t on_read(void *userdata, uint64_t pos, char *buf, size_t max) {
         struct sse_client *c = userdata;
-        size_t n = c->len - c->pos;
+        size_t n = 0;
 
-        if (n == 0) {
+        if (!c->head) {
                 if (c->closing || !c->req)
                         return MHD_CONTENT_READER_END_OF_STREAM;
                 /* Nothing to send: park the connection until an event or heartbeat wakes it. */
                 http_request_suspend(c->req);
                 return 0;
         }
-        if (n > max)
-                n = max;
-        memcpy(buf, c->buf + c->pos, n);
-        c->pos += n;
+        while (c->head && n < max) {
+                struct sse_item *item = c->head;
+                size_t k = item->chunk->len - c->head_pos;
+
+                if (k > max - n)
+                        k = max - n;
+                memcpy(buf + n, item->chunk->data + c->head_pos, k);
+                n += k;
+                c->head_pos += k;
+                c->queued -= k;
+                if (c->head_pos == item->chunk->len) {
+                        c->head = item->next;
+                        if (!c->head)
+                                c->tail = NULL;
+                        c->head_pos = 0;
+                        chunk_unref(item->chunk);
+                        free(item);
+                }
+        }
         return (ssize_t) n;
 }
 
@@ -142,7 +227,9 @@ static void on_response_freed(void *userdata) {
 static void client_begin_response(struct sse_client *c) {
         struct MHD_Response *response;
 
-        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, on_read, c, on_response_freed);
+        /* The block size is a buffer MHD allocates per response but, for a chunked stream,
+         * does not use (on_read writes into the connection's own buffer): keep it small. */
+        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, on_read, c, on_response_freed);
         if (!response) {
                 http_request_respond_error(c->req, 500, "internal", "cannot create the event stream");
                 return;
@@ -287,6 +374,7 @@ void sse_request_done(struct http_request *req) {
 void sse_hub_publish(struct sse_hub *hub, struct json_object *event) {
         const char *group = event_group(event);
         uint64_t seq = event_seq(event);
+        struct sse_chunk *ch = NULL;
 
         if (!group || seq == 0)
                 return;
@@ -298,9 +386,16 @@ void sse_hub_publish(struct sse_hub *hub, struct json_object *event) {
                         client_catch_up(c);
                         continue;
                 }
-                if (client_send_event(c, event, seq) >= 0)
+                /* Formatted once, for the first client that wants it. */
+                if (!ch && !(ch = event_chunk(event, seq))) {
+                        /* Out of memory: this client catches up from the ledger later. */
+                        client_close(c);
+                        continue;
+                }
+                if (client_send_chunk(c, ch, seq) >= 0)
                         client_wake(c);
         }
+        chunk_unref(ch);
 }
 
 void sse_hub_resync(struct sse_hub *hub) {
@@ -315,7 +410,7 @@ static int on_heartbeat(sd_event_source *src, uint64_t usec, void *userdata) {
         /* A comment line keeps proxies from timing the stream out and lets a client notice a
          * dead connection. */
         for (struct sse_client *c = hub->clients; c; c = c->next)
-                if (c->started && !c->closing && c->len == c->pos && client_append(c, ": ping\n\n", 8) >= 0)
+                if (c->started && !c->closing && !c->head && client_queue(c, hub->ping) >= 0)
                         client_wake(c);
         (void) sd_event_source_set_time(src, usec + SSE_HEARTBEAT_USEC);
         return 0;
@@ -329,6 +424,11 @@ int sse_hub_new(sd_event *event, struct sse_hub **ret) {
         if (!hub)
                 return -ENOMEM;
         hub->event = sd_event_ref(event);
+        hub->ping = chunk_new(": ping\n\n", 8);
+        if (!hub->ping) {
+                sse_hub_free(hub);
+                return -ENOMEM;
+        }
         r = sd_event_now(event, CLOCK_MONOTONIC, &now);
         if (r >= 0)
                 r = sd_event_add_time(event, &hub->heartbeat, CLOCK_MONOTONIC, now + SSE_HEARTBEAT_USEC,
@@ -355,6 +455,7 @@ struct sse_hub *sse_hub_free(struct sse_hub *hub) {
         }
         sd_event_source_disable_unref(hub->heartbeat);
         sd_event_unref(hub->event);
+        chunk_unref(hub->ping); /* clients that queued it hold their own references */
         free(hub);
         return NULL;
 }

@@ -108,9 +108,14 @@ bool upstream_ready(const struct upstream *u) {
         return u && proto_link_is_open(u->link) && u->following;
 }
 
-int upstream_call(struct upstream *u, const char *op, struct json_object *args, proto_call_cb cb, void *userdata,
-                  struct proto_call **ret) {
+int upstream_call_timeout(struct upstream *u, const char *op, struct json_object *args, uint64_t timeout_usec,
+                          proto_call_cb cb, void *userdata, struct proto_call **ret) {
         if (!u || !proto_link_is_open(u->link))
                 return -ENOTCONN;
-        return proto_link_call(u->link, op, args, UPSTREAM_CALL_TIMEOUT_USEC, false, cb, userdata, ret);
+        return proto_link_call(u->link, op, args, timeout_usec, false, cb, userdata, ret);
+}
+
+int upstream_call(struct upstream *u, const char *op, struct json_object *args, proto_call_cb cb, void *userdata,
+                  struct proto_call **ret) {
+        return upstream_call_timeout(u, op, args, UPSTREAM_CALL_TIMEOUT_USEC, cb, userdata, ret);
 }

@@ -12,6 +12,8 @@
 
 /* How long a request waits for the supervisor before the client gets 503. */
 #define UPSTREAM_CALL_TIMEOUT_USEC (15 * USEC_PER_SEC)
+/* How long /readyz waits for the supervisor's answer to a ping. */
+#define UPSTREAM_PING_TIMEOUT_USEC (2 * USEC_PER_SEC)
 
 struct upstream;
 struct sse_hub;
@@ -22,3 +24,6 @@ struct upstream *upstream_free(struct upstream *u);
 bool upstream_ready(const struct upstream *u);
 int upstream_call(struct upstream *u, const char *op, struct json_object *args, proto_call_cb cb, void *userdata,
                   struct proto_call **ret);
+/* The same with its own timeout. */
+int upstream_call_timeout(struct upstream *u, const char *op, struct json_object *args, uint64_t timeout_usec,
+                          proto_call_cb cb, void *userdata, struct proto_call **ret);

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "proto.h"
+#include "webhook_body.h"
 #include "webhook_verify.h"
 #include "webhooks.h"
 
@@ -152,9 +153,10 @@ struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req
         const struct webhook_channel *ch = NULL;
         struct webhook_request wr;
         enum webhook_verdict v;
-        _cleanup_json_ struct json_object *body = NULL;
-        struct json_object *args, *text = NULL, *from = NULL, *x;
-        struct json_tokener *tok;
+        _cleanup_(webhook_message_done) struct webhook_message msg = {};
+        struct json_object *args;
+        const char *reason = NULL;
+        int r;
         char fields[128];
 
         snprintf(fields, sizeof fields, "CONCLAVE_CHANNEL=%s", channel);
@@ -185,27 +187,18 @@ struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req
                                                    webhook_verdict_to_string(v));
                 return NULL;
         }
-        tok = json_tokener_new();
-        if (tok) {
-                body = json_tokener_parse_ex(tok, wr.body, (int) wr.body_len);
-                if (body && json_tokener_get_parse_end(tok) != wr.body_len)
-                        body = (json_object_put(body), NULL);
-                json_tokener_free(tok);
-        }
-        if (!body || !json_object_is_type(body, json_type_object) || !json_object_object_get_ex(body, "text", &text) ||
-            !json_object_is_type(text, json_type_string)) {
-                http_request_respond_error(req, 400, "bad_request", "expected a JSON object with \"text\" and \"from\"");
+        r = webhook_message_parse(wr.body, wr.body_len, &msg, &reason);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        http_request_respond_error(req, 500, "internal", "out of memory");
+                else
+                        http_request_respond_error(req, 400, "bad_request", "%s", reason);
                 return NULL;
         }
-        if (!json_object_object_get_ex(body, "from", &from) || !json_object_is_type(from, json_type_string) ||
-            json_object_get_string_len(from) == 0 || json_object_get_string_len(from) > 64) {
-                http_request_respond_error(req, 400, "bad_request", "\"from\" (the sender, 1-64 characters) is required");
-                return NULL;
-        }
-        if (!allowed(ch, json_object_get_string(from))) {
+        if (!allowed(ch, msg.from)) {
                 /* Who and where, never what they wrote. */
                 log_fields_errno(LOG_WARNING, 0, fields, "channel %s: sender \"%s\" is not in allowed_users; message dropped",
-                                 channel, json_object_get_string(from));
+                                 channel, msg.from);
                 http_request_respond_error(req, 403, "forbidden", "sender is not allowed on this channel");
                 return NULL;
         }
@@ -221,18 +214,18 @@ struct json_object *webhooks_verify(struct webhooks *w, struct http_request *req
                 return NULL;
         }
         json_object_object_add(args, "channel", json_object_new_string(channel));
-        json_object_object_add(args, "user", json_object_get(from));
-        json_object_object_add(args, "text", json_object_get(text));
+        json_object_object_add(args, "user", json_object_new_string(msg.from));
+        json_object_object_add(args, "text", json_object_get(msg.text));
         json_object_object_add(args, "message_id", json_object_new_string_len(wr.delivery.value, (int) wr.delivery.len));
-        if (json_object_object_get_ex(body, "name", &x) && json_object_is_type(x, json_type_string))
-                json_object_object_add(args, "display_name", json_object_get(x));
-        if (json_object_object_get_ex(body, "reply_to", &x) && json_object_is_type(x, json_type_string))
-                json_object_object_add(args, "reply_to", json_object_get(x));
-        if (json_object_object_get_ex(body, "to", &x))
-                json_object_object_add(args, "to", json_object_get(x));
-        if (json_object_object_get_ex(body, "reply_required", &x))
-                json_object_object_add(args, "reply_required", json_object_get(x));
-        if (json_object_object_get_ex(body, "attention", &x))
-                json_object_object_add(args, "attention", json_object_get(x));
+        if (msg.name)
+                json_object_object_add(args, "display_name", json_object_get(msg.name));
+        if (msg.reply_to)
+                json_object_object_add(args, "reply_to", json_object_get(msg.reply_to));
+        if (msg.to)
+                json_object_object_add(args, "to", json_object_get(msg.to));
+        if (msg.reply_required)
+                json_object_object_add(args, "reply_required", json_object_get(msg.reply_required));
+        if (msg.attention)
+                json_object_object_add(args, "attention", json_object_get(msg.attention));
         return args;
 }

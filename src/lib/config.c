@@ -64,6 +64,7 @@ static const struct key_desc gateway_keys[] = {
         { "open", V_BOOL, CFG(gateway_open), 0, 0 },
         { "max_body", V_SIZE, CFG(gateway_max_body), 0, 0 },
         { "rate_limit", V_UINT, CFG(gateway_rate_limit), 0, 1000000 },
+        { "max_connections", V_UINT, CFG(gateway_max_connections), 1, 65536 },
         { "web_ui", V_BOOL, CFG(gateway_web_ui), 0, 0 },
         {},
 };
@@ -1054,6 +1055,7 @@ static void config_set_defaults(struct config *c) {
         c->gateway_port = 7777;
         c->gateway_max_body = 1024 * 1024;
         c->gateway_rate_limit = 600;
+        c->gateway_max_connections = 512;
         c->gateway_web_ui = true;
         c->reply_reminder_after_usec = 3600 * USEC_PER_SEC;
         c->attention_reminder_after_usec = 600 * USEC_PER_SEC;

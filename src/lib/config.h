@@ -79,6 +79,7 @@ struct config {
         bool gateway_open; /* loopback bind and no token configured: no auth (else a generated token) */
         uint64_t gateway_max_body;
         unsigned gateway_rate_limit; /* requests per minute per client, 0 = off */
+        unsigned gateway_max_connections; /* open connections answered normally; more get 503 */
         bool gateway_web_ui;
 
         /* [provider] */

@@ -2,6 +2,7 @@
  * life cycle: start → READY=1, SIGHUP → reload, SIGTERM → ordered stop (see supervisor.h). */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
@@ -228,6 +229,14 @@ static int on_watchdog_timer(sd_event_source *src, uint64_t usec, void *userdata
         uint64_t now = now_usec(CLOCK_MONOTONIC), interval;
         static bool withheld = false;
 
+        /* Running this late means this process was stopped (SIGSTOP) or starved: the workers'
+         * pings of that time are queued, unread, and would look missed. Read them first. */
+        if (now > usec + 2 * USEC_PER_SEC) {
+                log_notice("the supervisor was not running for %" PRIu64 " ms; checking workers once their "
+                           "pings are read", (now - usec) / USEC_PER_MSEC);
+                (void) sd_event_source_set_time(src, now + 100 * USEC_PER_MSEC);
+                return 0;
+        }
         workers_check_watchdog(s, now);
         if (s->systemd_watchdog_usec > 0) {
                 if (workers_supervised(s, now)) {
@@ -358,6 +367,26 @@ static void help(void) {
                "      --version      show the version\n");
 }
 
+/* Socket activation (conclave.socket): the socket is conclave-gateway's. The supervisor keeps it
+ * and hands it to each gateway it starts, so a restarted gateway serves the same socket and
+ * connections made meanwhile wait in its backlog. */
+static int take_listen_socket(struct supervisor *s) {
+        int n = sd_listen_fds(1);
+
+        if (n < 0)
+                return log_error_errno(n, "cannot read the sockets passed by systemd");
+        if (n > 1)
+                return log_error_errno(EINVAL, "systemd passed %d sockets; conclave.socket must have exactly one "
+                                       "ListenStream=", n);
+        if (n == 1) {
+                s->gateway_listen_fd = SD_LISTEN_FDS_START;
+                if (fcntl(s->gateway_listen_fd, F_SETFD, FD_CLOEXEC) < 0)
+                        return log_error_errno(errno, "cannot set FD_CLOEXEC on the socket passed by systemd");
+                log_info("socket activation: the listening socket passed by systemd goes to conclave-gateway");
+        }
+        return 0;
+}
+
 static int setup(struct supervisor *s, const char *config_arg) {
         _cleanup_free_ char *notify_path = NULL, *control_path = NULL;
         sigset_t mask;
@@ -365,6 +394,9 @@ static int setup(struct supervisor *s, const char *config_arg) {
 
         s->start_realtime_usec = now_usec(CLOCK_REALTIME);
         s->start_monotonic_usec = now_usec(CLOCK_MONOTONIC);
+        r = take_listen_socket(s);
+        if (r < 0)
+                return r;
         s->home = paths_home();
         s->runtime_dir = paths_runtime_dir();
         s->state_path = paths_state_file();
@@ -481,6 +513,8 @@ static void cleanup(struct supervisor *s) {
         free(s->runtime_dir);
         free(s->state_path);
         free(s->libexec_dir);
+        if (s->gateway_listen_fd >= 0)
+                (void) close(s->gateway_listen_fd);
 }
 
 int main(int argc, char **argv) {
@@ -490,7 +524,7 @@ int main(int argc, char **argv) {
                 { "version", no_argument, NULL, 'V' },
                 {},
         };
-        struct supervisor s = { .state = SUPERVISOR_STARTING };
+        struct supervisor s = { .state = SUPERVISOR_STARTING, .gateway_listen_fd = -1 };
         const char *config_arg = NULL;
         int c, r;
 

@@ -37,6 +37,7 @@ struct supervisor {
         char *runtime_dir;
         char *state_path;
         char *libexec_dir;
+        int gateway_listen_fd; /* from conclave.socket (sd_listen_fds), for conclave-gateway; -1: none */
 
         struct notify_server *notify;
         struct control_server *control;

@@ -249,26 +249,43 @@ int worker_send_config(struct worker_proc *w, uint64_t id) {
 }
 
 static void child_exec(struct worker_proc *w, int channel, const char *notify_path) {
+        int listen_fd = w->kind == WORKER_GATEWAY ? w->supervisor->gateway_listen_fd : -1;
         char fdbuf[16], usec[32], pid[16], *argv[] = { (char *) w->program, NULL };
-        int exe = w->exe_fd >= 0 ? fcntl(w->exe_fd, F_DUPFD_CLOEXEC, 10) : -1; /* out of 3 and 4's way */
+        int next = 3, exe = -1;
 
         spawn_child_reset();
-        if (dup2(channel, 3) < 0)
-                _exit(EXIT_FAILURE);
-        if (exe >= 0)
-                exe = dup3(exe, 4, O_CLOEXEC) < 0 ? -1 : 4;
-        (void) close_range(exe >= 0 ? 5 : 4, ~0U, 0);
-
-        snprintf(fdbuf, sizeof fdbuf, "%d", 3);
-        snprintf(usec, sizeof usec, "%" PRIu64, w->watchdog_usec);
         snprintf(pid, sizeof pid, "%d", (int) getpid());
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDNAMES");
+
+        /* The child gets, from fd 3: the listening socket (gateway under socket activation:
+         * sd_listen_fds() wants it at 3), the worker channel, and the program it runs (for
+         * fexecve). Each is first copied above 10, since any may sit where another must go. */
+        channel = fcntl(channel, F_DUPFD, 10);
+        if (channel < 0)
+                _exit(EXIT_FAILURE);
+        if (w->exe_fd >= 0)
+                exe = fcntl(w->exe_fd, F_DUPFD_CLOEXEC, 10);
+        if (listen_fd >= 0) {
+                if (dup2(listen_fd, SD_LISTEN_FDS_START) < 0 || fcntl(SD_LISTEN_FDS_START, F_SETFD, 0) < 0)
+                        _exit(EXIT_FAILURE);
+                setenv("LISTEN_FDS", "1", 1);
+                setenv("LISTEN_PID", pid, 1);
+                next = SD_LISTEN_FDS_START + 1;
+        }
+        if (dup2(channel, next) < 0)
+                _exit(EXIT_FAILURE);
+        snprintf(fdbuf, sizeof fdbuf, "%d", next++);
+        if (exe >= 0)
+                exe = dup3(exe, next, O_CLOEXEC) < 0 ? -1 : next++;
+        (void) close_range((unsigned) next, ~0U, 0);
+
+        snprintf(usec, sizeof usec, "%" PRIu64, w->watchdog_usec);
         setenv(PROTO_CHANNEL_FD_ENV, fdbuf, 1);
         setenv("NOTIFY_SOCKET", notify_path, 1);
         setenv("WATCHDOG_USEC", usec, 1);
         setenv("WATCHDOG_PID", pid, 1);
-        unsetenv("LISTEN_FDS");
-        unsetenv("LISTEN_PID");
-        unsetenv("LISTEN_FDNAMES");
 
         if (exe >= 0)
                 (void) fexecve(exe, argv, environ);

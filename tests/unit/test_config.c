@@ -109,6 +109,7 @@ static void test_defaults_when_text_null(void **state) {
         assert_false(c->gateway_open);
         assert_true(c->gateway_max_body == 1024 * 1024);
         assert_int_equal(c->gateway_rate_limit, 600);
+        assert_int_equal(c->gateway_max_connections, 512);
         assert_true(c->gateway_web_ui);
         assert_null(c->provider_default);
         assert_int_equal(c->n_providers, 0);
@@ -340,6 +341,7 @@ static void test_integers_and_booleans(void **state) {
         _cleanup_(config_freep) struct config *c =
                 parse("[runtime]\nrestart_burst = 6_4\n"
                       "[gateway]\nrate_limit = 1_000_000\nport = 65535\nenabled = true\nweb_ui = false\n"
+                      "max_connections = 65536\n"
                       "[automation]\nreminder_max = 0\n");
         _cleanup_(config_freep) struct config *d = parse("[gateway]\nport = 1\nrate_limit = 0\n");
 
@@ -348,6 +350,7 @@ static void test_integers_and_booleans(void **state) {
         assert_int_equal(c->restart_burst, 64);
         assert_int_equal(c->gateway_rate_limit, 1000000);
         assert_int_equal(c->gateway_port, 65535);
+        assert_int_equal(c->gateway_max_connections, 65536);
         assert_true(c->gateway_enabled);
         assert_false(c->gateway_web_ui);
         assert_int_equal(c->reminder_max, 0);
@@ -581,6 +584,7 @@ static const struct bad_case bad_cases[] = {
         { "throttle_interval_tiny", "[automation]\n# off is 0\nthrottle_min_interval = \"1ms\"\n", 1, 1, ERR, 3, "automation", "throttle_min_interval", "below 10ms; use 0 to turn throttling off" },
         { "reminder_interval_max_short", "[automation]\nreply_reminder_after = \"2h\"\n\nreminder_interval_max = \"1h\"\n", 1, 0, WARN, 4, "automation", "reminder_interval_max", "shorter than reply_reminder_after" },
         { "rate_limit_above_max", "[gateway]\nrate_limit = 1_000_001\n", 1, 1, ERR, 2, "gateway", "rate_limit", "out of range" },
+        { "max_connections_zero", "[gateway]\nmax_connections = 0\n", 1, 1, ERR, 2, "gateway", "max_connections", "out of range (expected 1 to 65536)" },
         { "max_tokens_zero", PROV_OK "max_tokens = 0\n", 1, 1, ERR, 4, "providers.p", "max_tokens", "out of range (expected 1 to 10000000)" },
         { "uint_overflow", "[runtime]\nrestart_burst = 99999999999999999999999\n", 1, 1, ERR, 2, "runtime", "restart_burst", "expected a whole number" },
         { "uint_negative", "[runtime]\nrestart_burst = -3\n", 1, 1, ERR, 2, "runtime", "restart_burst", "expected a whole number" },
