@@ -35,6 +35,28 @@ integration_setup_paths() {
     export CONCLAVE CONCLAVE_PREFIX
 }
 
+# Node.js >= 20.15 for the npm peers that need it (playwright-core for the web UI, aimock).
+# Debian 12's nodejs is 18: then npm's "node" package (this version only; its checksums are
+# npm's) is installed once into BUILDDIR/tests/node20, from the npm registry. Prints the path
+# of the node to use; run outside the sandbox (it may download). See docs/webui.md.
+CONCLAVE_NODE20_VERSION=20.20.2
+integration_node20() {
+    local dir=$1/tests/node20 system
+    system=$(command -v node) && _node_is_new_enough "$system" && { echo "$system"; return 0; }
+    if ! _node_is_new_enough "$dir/node_modules/.bin/node"; then
+        echo "node ${system:+$("$system" --version) }is older than 20.15: installing Node $CONCLAVE_NODE20_VERSION (npm package node@$CONCLAVE_NODE20_VERSION) into $dir" >&2
+        rm -rf "$dir"
+        npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "node@$CONCLAVE_NODE20_VERSION" >&2 ||
+            { echo "FAIL: npm install node@$CONCLAVE_NODE20_VERSION" >&2; return 1; }
+        _node_is_new_enough "$dir/node_modules/.bin/node" || { echo "FAIL: $dir/node_modules/.bin/node is not Node >= 20.15" >&2; return 1; }
+    fi
+    echo "$dir/node_modules/.bin/node"
+}
+_node_is_new_enough() {
+    [[ -x $1 ]] && "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number);
+        process.exit(a > 20 || (a == 20 && b >= 15) ? 0 : 1)' 2>/dev/null
+}
+
 fail() {
     echo "FAIL: $*" >&2
     exit 1

@@ -367,7 +367,8 @@ hook "$d1" '{"text":"build 41 is green","from":"ci-bot"}'
 want 202 "" "a signed webhook"
 jq -e '(.event_id | length == 26) and .group == "g1" and (has("duplicate") | not)' <<<"$body" >/dev/null || fail "webhook: $body"
 hook_event=$(jq -r .event_id <<<"$body")
-ledger_has "$hook_event" --arg d "$d1" '.by == "ci-bot" and .data.text == "build 41 is green" and .data.external_id == $d' \
+# The sender is the human actor bound to ci-bot on this channel (CHANNEL-USER, docs/api.md).
+ledger_has "$hook_event" --arg d "$d1" '.by == "hooks-ci-bot" and .data.text == "build 41 is green" and .data.external_id == $d' \
     || fail "the webhook's message is not in the ledger as sent"
 hook "$d1" '{"text":"build 41 is green","from":"ci-bot"}'
 want 202 "" "the same delivery again"

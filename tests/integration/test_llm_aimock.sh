@@ -27,7 +27,9 @@ if [[ -z "${SANDBOX_INSIDE:-}" ]]; then
         cp "$here/../aimock/package-lock.json" "$peer_dir/"
         (cd "$peer_dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "FAIL: npm ci in $peer_dir" >&2; exit 1; }
     fi
-    export AIMOCK_DIR=$peer_dir
+    # aimock's engines field asks for Node >= 20.15.
+    CONCLAVE_TEST_NODE=$(integration_node20 "${abs_top_builddir:-$(cd "$here/../.." && pwd)}") || exit 1
+    export AIMOCK_DIR=$peer_dir CONCLAVE_TEST_NODE
     integration_run_in_sandbox "${BASH_SOURCE[0]}"
     exit $?
 fi
@@ -49,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-node "$AIMOCK_DIR/node_modules/@copilotkit/aimock/dist/cli.js" -p "$ap" -f "$AIMOCK_DIR/fixtures.json" --log-level warn \
+"$CONCLAVE_TEST_NODE" "$AIMOCK_DIR/node_modules/@copilotkit/aimock/dist/cli.js" -p "$ap" -f "$AIMOCK_DIR/fixtures.json" --log-level warn \
     >/tmp/aimock.$$ 2>&1 &
 aimock_pid=$!
 wait_for 20 curl -sf "http://127.0.0.1:$ap/v1/models" -o /dev/null || fail "aimock did not start: $(cat /tmp/aimock.$$)"

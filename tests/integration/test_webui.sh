@@ -12,20 +12,7 @@ integration_preamble
 builddir=${abs_top_builddir:-$(cd "$here/../.." && pwd)}
 webui_dir=$builddir/tests/webui
 chromium=${CHROMIUM:-/usr/bin/chromium}
-# playwright-core needs Node.js >= 20 (its engines field; it refuses to run on 18). Debian 12's
-# nodejs is 18: then npm's "node" package provides Node 20, from the npm registry, in the build
-# tree (see docs/webui.md). This version only; its checksums are npm's.
-node20_version=20.20.2
-node_major() { "$1" -e 'console.log(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
-pick_node() {
-    local system
-    system=$(command -v node) || return 1
-    if (($(node_major "$system") >= 20)); then
-        echo "$system"
-    else
-        echo "$webui_dir/node20/node_modules/.bin/node"
-    fi
-}
+# playwright-core needs Node.js >= 20 (its engines field): integration_node20 (lib.sh).
 
 if [[ -z "${SANDBOX_INSIDE:-}" ]]; then
     # What the browser test needs, before taking the sandbox: a missing browser is a loud SKIP
@@ -49,14 +36,8 @@ if [[ -z "${SANDBOX_INSIDE:-}" ]]; then
           $webui_dir/package-lock.json -nt $webui_dir/node_modules/.package-lock.json ]]; then
         (cd "$webui_dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "FAIL: npm ci in $webui_dir" >&2; exit 1; }
     fi
-    node=$(pick_node)
-    if [[ ! -x $node || $(node_major "$node") -lt 20 ]]; then
-        echo "node $(node --version) is older than playwright-core allows: installing Node $node20_version (npm package node@$node20_version) into $webui_dir/node20" >&2
-        rm -rf "$webui_dir/node20"
-        npm install --prefix "$webui_dir/node20" --no-audit --no-fund --loglevel=error "node@$node20_version" ||
-            { echo "FAIL: npm install node@$node20_version" >&2; exit 1; }
-        (($(node_major "$node") >= 20)) || { echo "FAIL: $node is not Node >= 20" >&2; exit 1; }
-    fi
+    node=$(integration_node20 "$builddir") || exit 1
+    export CONCLAVE_TEST_NODE=$node
     echo "web UI test: $node $("$node" --version), $("$chromium" --version 2>/dev/null)"
     integration_run_in_sandbox "${BASH_SOURCE[0]}"
     exit $?
@@ -95,8 +76,7 @@ mkdir -p "$artifacts"
 export CONCLAVE_UI_SEND_CMD='as_user env CONCLAVE_LOG_TARGET=stderr "$CONCLAVE" send -g g1 --to alice --attention --json "$1"'
 export CONCLAVE_UI_RESTART_CMD='kill -9 "$(as_user "$CONCLAVE" status --json | jq -r ".workers[] | select(.name == \"gateway\") | .pid")"'
 export CHROMIUM=$chromium
-node=$(pick_node)
-timeout 300 "$node" "$webui_dir/ui-test.mjs" --url "$url/" --token-file "$token_file" --group g1 --actor alice \
+timeout 300 "$CONCLAVE_TEST_NODE" "$webui_dir/ui-test.mjs" --url "$url/" --token-file "$token_file" --group g1 --actor alice \
     --artifacts "$artifacts" || fail "the browser test failed (screenshots in $artifacts)"
 ls "$artifacts"/*.png >/dev/null || fail "no screenshots in $artifacts"
 pass "Chromium drove the UI; screenshots in $artifacts"
