@@ -1,9 +1,13 @@
-/* Parser for sd_notify datagrams (see notify.h). */
+/* sd_notify datagrams: the supervisor's parser and the workers' non-blocking sender (notify.h). */
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "notify.h"
@@ -86,5 +90,40 @@ int notify_parse(const char *data, size_t len, struct notify_message *ret) {
 #undef VALUE_IS
         }
         *ret = m;
+        return 0;
+}
+
+int notify_open(int *ret_fd) {
+        const char *e = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len;
+        socklen_t salen;
+        int fd;
+
+        *ret_fd = -1;
+        if (!e || !*e)
+                return 0;
+        len = strlen(e);
+        if ((e[0] != '/' && e[0] != '@') || len >= sizeof sa.sun_path)
+                return -EINVAL;
+        memcpy(sa.sun_path, e, len);
+        if (e[0] == '@')
+                sa.sun_path[0] = '\0';
+        salen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + (e[0] == '/'));
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, salen) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+int notify_send(int fd, const char *message) {
+        if (send(fd, message, strlen(message), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         return 0;
 }

@@ -26,3 +26,17 @@ struct notify_message {
 /* Parses one datagram of `len` bytes (not necessarily NUL-terminated). -EBADMSG when the
  * datagram is not a list of KEY=VALUE lines; the message is then to be ignored whole. */
 int notify_parse(const char *data, size_t len, struct notify_message *ret);
+
+/* The sending side, for the workers. libsystemd's sd_notify() sends with a blocking socket: when
+ * the receiver's queue is full (net.unix.max_dgram_qlen datagrams, often 10) it waits until the
+ * receiver reads. The workers' receiver is the supervisor; a stopped or starved supervisor must
+ * never freeze a worker's loop (the gateway must keep answering 503 meanwhile), so the workers
+ * send through a non-blocking socket connected to $NOTIFY_SOCKET instead, and a full queue
+ * drops the datagram (-EAGAIN). The kernel attaches the sender's credentials, which the
+ * supervisor checks (SO_PASSCRED). */
+
+/* Opens a non-blocking datagram socket connected to $NOTIFY_SOCKET (a path, or "@name" in the
+ * abstract namespace). *ret_fd = -1 and 0 when the variable is unset; -errno on failure. */
+int notify_open(int *ret_fd);
+/* Sends one datagram; -EAGAIN when the receiver's queue is full, -errno otherwise. */
+int notify_send(int fd, const char *message);

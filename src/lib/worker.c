@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "notify.h"
 #include "paths.h"
 #include "proto.h"
 #include "proto_link.h"
@@ -67,11 +68,72 @@ int worker_parse_argv(const char *program, const char *description, int argc, ch
         return 1;
 }
 
+/* Notifications never block (notify.h); a STATUS= or WATCHDOG=1 that finds the queue full is
+ * dropped (the next one says the same), READY=1 is retried by the notify timer. */
+static int worker_notify(struct worker *w, const char *message) {
+        int r;
+
+        if (w->notify_fd < 0)
+                return 0;
+        r = notify_send(w->notify_fd, message);
+        if (r < 0 && r != -EAGAIN)
+                log_full_errno(LOG_DEBUG, r, "cannot send \"%s\" to $NOTIFY_SOCKET", message);
+        return r;
+}
+
+static void send_ready(struct worker *w) {
+        w->ready_unsent = worker_notify(w, "READY=1") == -EAGAIN;
+        if (w->ready_unsent && w->notify_timer) {
+                (void) sd_event_source_set_time_relative(w->notify_timer, 100 * USEC_PER_MSEC);
+                (void) sd_event_source_set_enabled(w->notify_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+/* Every quarter of the watchdog interval (or 100 ms while READY=1 waits): the loop is alive. */
+static int on_notify_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct worker *w = userdata;
+        uint64_t next = w->watchdog_usec ? w->watchdog_usec / 4 : 0;
+
+        if (w->watchdog_usec)
+                (void) worker_notify(w, "WATCHDOG=1");
+        if (w->ready_unsent) {
+                send_ready(w);
+                if (w->ready_unsent)
+                        next = 100 * USEC_PER_MSEC;
+        }
+        if (!next)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void) sd_event_source_set_time_relative(s, next);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int setup_notify(struct worker *w) {
+        uint64_t usec = 0;
+        int r;
+
+        r = notify_open(&w->notify_fd);
+        if (r < 0)
+                return log_warning_errno(r, "cannot use $NOTIFY_SOCKET; no readiness or watchdog notifications");
+        if (w->notify_fd < 0)
+                return 0;
+        /* WATCHDOG_USEC (and WATCHDOG_PID naming this process) as sd_event_set_watchdog reads them. */
+        if (sd_watchdog_enabled(false, &usec) > 0)
+                w->watchdog_usec = usec;
+        r = sd_event_add_time_relative(w->event, &w->notify_timer, CLOCK_MONOTONIC,
+                                       w->watchdog_usec ? w->watchdog_usec / 4 : USEC_PER_SEC, 0,
+                                       on_notify_timer, w);
+        if (r < 0)
+                return log_warning_errno(r, "cannot set up the watchdog timer");
+        if (!w->watchdog_usec)
+                (void) sd_event_source_set_enabled(w->notify_timer, SD_EVENT_OFF);
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct worker *w = userdata;
 
         log_info("received %s, stopping", strsignal((int) si->ssi_signo));
-        (void) sd_notify(false, "STOPPING=1");
+        (void) worker_notify(w, "STOPPING=1");
         return sd_event_exit(w->event, 0);
 }
 
@@ -80,8 +142,12 @@ void worker_update_status(struct worker *w) {
 
         if (w->ops->status)
                 w->ops->status(w, status, sizeof status);
-        if (*status)
-                (void) sd_notifyf(false, "STATUS=%s", status);
+        if (*status) {
+                char message[sizeof status + 8];
+
+                snprintf(message, sizeof message, "STATUS=%s", status);
+                (void) worker_notify(w, message);
+        }
 }
 
 static int apply(struct worker *w, struct config *c, bool initial) {
@@ -98,7 +164,7 @@ static int apply(struct worker *w, struct config *c, bool initial) {
         if (initial) {
                 w->ready = true;
                 worker_update_status(w);
-                (void) sd_notify(false, "READY=1");
+                send_ready(w);
         } else
                 worker_update_status(w);
         return 0;
@@ -203,7 +269,7 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
         sigset_t mask;
         int r;
 
-        *w = (struct worker){ .program = program, .ops = ops, .userdata = userdata };
+        *w = (struct worker){ .program = program, .ops = ops, .userdata = userdata, .notify_fd = -1 };
         log_setup(program, LOG_TARGET_AUTO);
 
         r = sd_event_default(&w->event);
@@ -218,9 +284,7 @@ int worker_init(struct worker *w, const char *program, const struct worker_ops *
         (void) sd_event_add_signal(w->event, NULL, SIGTERM, on_signal, w);
         (void) sd_event_add_signal(w->event, NULL, SIGINT, on_signal, w);
         /* Standalone, SIGHUP is ignored; under the supervisor, config comes over the channel. */
-        r = sd_event_set_watchdog(w->event, true);
-        if (r < 0)
-                log_warning_errno(r, "cannot enable watchdog");
+        (void) setup_notify(w);
 
         r = proto_channel_fd_from_env();
         if (r >= 0) {
@@ -264,6 +328,10 @@ int worker_run(struct worker *w) {
 }
 
 void worker_done(struct worker *w) {
+        w->notify_timer = sd_event_source_unref(w->notify_timer);
+        if (w->notify_fd >= 0)
+                close(w->notify_fd);
+        w->notify_fd = -1;
         proto_link_freep(&w->link);
         config_free(w->config);
         sd_event_unref(w->event);

@@ -35,6 +35,10 @@ struct worker {
         const struct worker_ops *ops;
         void *userdata;
         bool ready;
+        bool ready_unsent;     /* READY=1 found the supervisor's queue full: retried */
+        int notify_fd;         /* to $NOTIFY_SOCKET, non-blocking (notify.h); -1 if none */
+        uint64_t watchdog_usec; /* 0: no watchdog */
+        sd_event_source *notify_timer; /* watchdog pings and READY=1 retries */
         struct {
                 worker_handler_fn fn;
                 void *userdata;

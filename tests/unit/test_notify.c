@@ -4,8 +4,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -287,6 +291,51 @@ static void test_datagram_size_limit(void **state) {
         assert_int_equal(notify_parse(d, NOTIFY_DATAGRAM_MAX + 1, &m), -EBADMSG);
 }
 
+/* The sender never blocks: a receiver that does not read (a stopped supervisor) fills up, and
+ * then each send is -EAGAIN at once; what was queued arrives intact, with the credentials. */
+static void test_send_never_blocks(void **state) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char path[] = "/tmp/test-notify-XXXXXX", buf[64];
+        int receiver, fd, on = 1, sent = 0, r;
+        struct notify_message m;
+
+        (void) state;
+        assert_non_null(mkdtemp(path));
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify", path);
+        receiver = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(receiver >= 0);
+        assert_int_equal(bind(receiver, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(setsockopt(receiver, SOL_SOCKET, SO_PASSCRED, &on, sizeof on), 0);
+
+        assert_int_equal(unsetenv("NOTIFY_SOCKET"), 0);
+        assert_int_equal(notify_open(&fd), 0);
+        assert_int_equal(fd, -1);
+        assert_int_equal(setenv("NOTIFY_SOCKET", "relative/path", 1), 0);
+        assert_int_equal(notify_open(&fd), -EINVAL);
+        assert_int_equal(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+        assert_int_equal(notify_open(&fd), 0);
+        assert_true(fd >= 0);
+
+        while ((r = notify_send(fd, "WATCHDOG=1")) == 0)
+                assert_true(++sent < 100000);
+        assert_int_equal(r, -EAGAIN);
+        assert_true(sent > 0);
+        assert_int_equal(notify_send(fd, "READY=1"), -EAGAIN);
+
+        ssize_t n = recv(receiver, buf, sizeof buf, 0);
+        assert_int_equal(n, 10);
+        assert_int_equal(notify_parse(buf, (size_t) n, &m), 0);
+        assert_true(m.watchdog);
+        /* One slot free again. */
+        assert_int_equal(notify_send(fd, "READY=1"), 0);
+
+        close(fd);
+        close(receiver);
+        unlink(sa.sun_path);
+        rmdir(path);
+        unsetenv("NOTIFY_SOCKET");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ready),
@@ -303,6 +352,7 @@ int main(void) {
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_not_nul_terminated),
                 cmocka_unit_test(test_datagram_size_limit),
+                cmocka_unit_test(test_send_never_blocks),
         };
 
         return cmocka_run_group_tests_name("notify", tests, NULL, NULL);
