@@ -77,9 +77,12 @@ static int channel_list(int argc, char **argv) {
         printf("%-14s %-9s %-12s %-10s %6s %7s  %s\n", "NAME", "KIND", "GROUP", "STATE", "HUMANS", "PENDING", "LAST ERROR");
         for (size_t i = 0; i < json_object_array_length(result); i++) {
                 struct json_object *c = json_object_array_get_idx(result, i);
-                printf("%-14s %-9s %-12s %-10s %6" PRId64 " %7" PRId64 "  %s\n", cli_str(c, "name") ?: "?",
+                const char *error = cli_str(c, "error");
+
+                /* No blanks at the end of a line without an error. */
+                printf("%-14s %-9s %-12s %-10s %6" PRId64 " %7" PRId64 "%s%s\n", cli_str(c, "name") ?: "?",
                        cli_str(c, "kind") ?: "?", cli_str(c, "group") ?: "(none)", cli_str(c, "state") ?: "?",
-                       cli_int(c, "humans"), cli_int(c, "pending"), cli_str(c, "error") ?: "");
+                       cli_int(c, "humans"), cli_int(c, "pending"), error && *error ? "  " : "", error ?: "");
         }
         return EXIT_SUCCESS;
 }
