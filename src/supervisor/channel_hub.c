@@ -320,11 +320,10 @@ static int bound_actor(struct group *g, const char *channel, const char *user, c
 /* The actor of g (not the sender) that text starts by addressing (channel_policy_addresses), or
  * NULL. Ids differ only in case rarely; then the one written exactly wins. */
 static const char *addressed_actor(struct group *g, const char *sender, const char *text) {
-        const char *found = NULL;
+        const char *found = NULL, *start = text + strspn(text, " \t@");
 
         for (size_t i = 0; i < g->n_actors; i++) {
                 const char *id = g->actors[i]->id;
-                const char *start = text + strspn(text, " \t@");
                 if (streq(id, sender) || !group_state_is_member(g->gs, id) || !channel_policy_addresses(text, id))
                         continue;
                 if (strncmp(start, id, strlen(id)) == 0)
