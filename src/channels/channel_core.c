@@ -607,6 +607,7 @@ static struct config_channel *config_channel_copy(const struct config_channel *f
         cc->kind = from->kind ? strdup(from->kind) : NULL;
         cc->group = from->group ? strdup(from->group) : NULL;
         cc->line = from->line;
+        cc->mention_reply_required = from->mention_reply_required;
         cc->allowed_users = calloc(from->n_allowed_users + 1, sizeof *cc->allowed_users);
         cc->settings = calloc(from->n_settings + 1, sizeof *cc->settings);
         ok = cc->name && (!from->kind || cc->kind) && (!from->group || cc->group) && cc->allowed_users && cc->settings;

@@ -57,3 +57,34 @@ void channel_policy_actor_id(const char *channel, const char *user, unsigned sal
         }
         buf[n] = 0;
 }
+
+static bool is_id_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* "@id" at p, not followed by more of an id. */
+static bool at_id(const char *p, const char *id, size_t n) {
+        return p[0] == '@' && strncasecmp(p + 1, id, n) == 0 && !is_id_char(p[1 + n]);
+}
+
+bool channel_policy_addresses(const char *text, const char *id) {
+        size_t n = id ? strlen(id) : 0;
+
+        if (!text || n == 0)
+                return false;
+        text += strspn(text, " \t");
+        if (at_id(text, id, n))
+                return true;
+        return strncasecmp(text, id, n) == 0 && (text[n] == ':' || text[n] == ',');
+}
+
+bool channel_policy_mentions(const char *text, const char *id) {
+        size_t n = id ? strlen(id) : 0;
+
+        if (channel_policy_addresses(text, id))
+                return true;
+        for (const char *p = text; n > 0 && p && (p = strchr(p, '@')); p++)
+                if ((p == text || !is_id_char(p[-1])) && at_id(p, id, n))
+                        return true;
+        return false;
+}

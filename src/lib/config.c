@@ -631,7 +631,7 @@ static struct config_channel *channel_get(struct parser *p, const char *name) {
                 return NULL;
         c->channels = n;
         n = &c->channels[c->n_channels];
-        *n = (struct config_channel){ .name = strdup(name), .line = p->line };
+        *n = (struct config_channel){ .name = strdup(name), .mention_reply_required = true, .line = p->line };
         if (!n->name)
                 return NULL;
         c->n_channels++;
@@ -678,6 +678,12 @@ static void handle_channel_key(struct parser *p, const char *section, const char
                         free(ch->group);
                         ch->group = v;
                 }
+                return;
+        }
+        if (streq(key, "mention_reply_required")) {
+                static const struct key_desc d = { "mention_reply_required", V_BOOL,
+                                                   offsetof(struct config_channel, mention_reply_required), 0, 0 };
+                apply_value(p, ch, &d, section, raw);
                 return;
         }
         if (streq(key, "allowed_users")) {

@@ -51,6 +51,7 @@ struct config_channel {
         char *group;
         char **allowed_users;
         size_t n_allowed_users;
+        bool mention_reply_required; /* "gpt: …" from a human is to gpt with reply_required */
         struct config_setting *settings; /* kind-specific keys, validated by the channel */
         size_t n_settings;
         unsigned line;

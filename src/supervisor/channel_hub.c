@@ -317,10 +317,28 @@ static int bound_actor(struct group *g, const char *channel, const char *user, c
         return 0;
 }
 
+/* The actor of g (not the sender) that text starts by addressing (channel_policy_addresses), or
+ * NULL. Ids differ only in case rarely; then the one written exactly wins. */
+static const char *addressed_actor(struct group *g, const char *sender, const char *text) {
+        const char *found = NULL, *start = text + strspn(text, " \t@");
+
+        for (size_t i = 0; i < g->n_actors; i++) {
+                const char *id = g->actors[i]->id;
+                if (streq(id, sender) || !group_state_is_member(g->gs, id) || !channel_policy_addresses(text, id))
+                        continue;
+                if (strncmp(start, id, strlen(id)) == 0)
+                        return id;
+                if (!found)
+                        found = id;
+        }
+        return found;
+}
+
 int channel_hub_inbound(struct supervisor *s, struct control_request *req, struct json_object *args) {
         const char *channel = jstr(args, "channel"), *user = jstr(args, "user"), *text = jstr(args, "text");
         const char *reply_to = jstr(args, "reply_to"), *message_id = jstr(args, "message_id");
         const struct config_channel *cc = config_channel(s, channel);
+        _cleanup_json_ struct json_object *addressed_to = NULL;
         struct message_error err = {};
         struct message_args m;
         const char *actor = NULL, *event_id = NULL;
@@ -381,6 +399,19 @@ int channel_hub_inbound(struct supervisor *s, struct control_request *req, struc
                         m.to = v;
                 m.reply_required = json_object_object_get_ex(args, "reply_required", &v) && json_object_get_boolean(v);
                 m.attention = json_object_object_get_ex(args, "attention", &v) && json_object_get_boolean(v);
+        }
+        if (!m.to) {
+                /* "gpt: …" asks gpt: it is to gpt, and (by default) gpt owes the reply. */
+                const char *addressee = addressed_actor(g, actor, text);
+                if (addressee) {
+                        addressed_to = json_object_new_array();
+                        if (!addressed_to)
+                                return -ENOMEM;
+                        json_object_array_add(addressed_to, json_object_new_string(addressee));
+                        m.to = addressed_to;
+                        if (!json_object_object_get_ex(args, "reply_required", NULL))
+                                m.reply_required = cc->mention_reply_required;
+                }
         }
         r = message_post(g, &m, req, &err);
         if (r < 0) {

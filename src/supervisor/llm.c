@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "actors.h"
+#include "channel_policy.h"
 #include "config.h"
 #include "group_state.h"
 #include "groups.h"
@@ -182,24 +182,6 @@ static bool names_actor(struct json_object *to, const char *id) {
         return false;
 }
 
-static bool is_id_char(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-/* Chat platforms address someone in the text: "gpt: …", "gpt, …" or "@gpt" anywhere. */
-static bool mentions(const char *text, const char *id) {
-        size_t n = strlen(id);
-
-        if (!text)
-                return false;
-        if (strncasecmp(text, id, n) == 0 && (text[n] == ':' || text[n] == ','))
-                return true;
-        for (const char *p = text; (p = strchr(p, '@')); p++)
-                if ((p == text || !is_id_char(p[-1])) && strncasecmp(p + 1, id, n) == 0 && !is_id_char(p[1 + n]))
-                        return true;
-        return false;
-}
-
 static bool should_answer(struct llm_actor *l, struct json_object *event) {
         struct group *g = l->actor->group;
         struct json_object *data = NULL, *to = NULL, *rr = NULL;
@@ -214,7 +196,9 @@ static bool should_answer(struct llm_actor *l, struct json_object *event) {
         reply_required = json_object_object_get_ex(data, "reply_required", &rr) && json_object_get_boolean(rr);
         if (is_llm_actor(g, by) && !reply_required)
                 return false; /* two llm actors must not answer each other forever */
-        return names_actor(to, l->actor->id) || reply_required || mentions(jstr(data, "text"), l->actor->id);
+        /* Chat users address someone in the text ("gpt: …", "@gpt"); the channels turn a leading
+         * address into `to` by the same rule (channel_hub.c). */
+        return names_actor(to, l->actor->id) || reply_required || channel_policy_mentions(jstr(data, "text"), l->actor->id);
 }
 
 /* Everything before the oldest turn still running is handled: the cursor may move there. */

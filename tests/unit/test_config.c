@@ -425,6 +425,26 @@ static void test_string_lists(void **state) {
         assert_diagnostic(c, CONFIG_WARNING, 8, "channels.c", "allowed_users", "every sender is refused");
 }
 
+static void test_channel_mention_reply_required(void **state) {
+        /* On by default; a boolean per channel; anything else is an error naming line and key. */
+        _cleanup_(config_freep) struct config *c =
+                parse("[channels.a]\nkind = \"irc\"\nallowed_users = [\"*\"]\n"
+                      "[channels.b]\nkind = \"slack\"\nallowed_users = [\"*\"]\nmention_reply_required = false\n"
+                      "[channels.c]\nkind = \"telegram\"\nallowed_users = [\"*\"]\nmention_reply_required = true\n"
+                      "[channels.d]\nkind = \"matrix\"\nallowed_users = [\"*\"]\nmention_reply_required = \"yes\"\n");
+
+        (void) state;
+        assert_int_equal(c->n_channels, 4);
+        assert_true(c->channels[0].mention_reply_required);
+        assert_false(c->channels[1].mention_reply_required);
+        assert_true(c->channels[2].mention_reply_required);
+        assert_true(c->channels[3].mention_reply_required); /* the invalid value left the default */
+        assert_counts(c, 1, 1);
+        assert_diagnostic(c, CONFIG_ERROR, 15, "channels.d", "mention_reply_required", "expected true or false");
+        /* Not a kind-specific setting: the channels do not see it as an unknown key. */
+        assert_null(channel_setting(&c->channels[1], "mention_reply_required"));
+}
+
 static void test_later_value_sections_and_reopened_table(void **state) {
         /* A table may be reopened for other keys; keys of channels are collected per channel. */
         _cleanup_(config_freep) struct config *c =
@@ -1075,6 +1095,7 @@ int main(void) {
                 cmocka_unit_test(test_duration_forms),
                 cmocka_unit_test(test_size_forms),
                 cmocka_unit_test(test_string_lists),
+                cmocka_unit_test(test_channel_mention_reply_required),
                 cmocka_unit_test(test_later_value_sections_and_reopened_table),
                 cmocka_unit_test(test_long_names),
                 cmocka_unit_test(test_line_length_limit),

@@ -1,5 +1,6 @@
 /* Unit tests for outbox.c: bindings, deliveries owed by chat.message, settled by chat.delivery,
- * the rules (author on the same channel, @all, bound later), and the JSON round trip. */
+ * the rules (author on the same channel, @all, bound later, addressed messages), and the JSON
+ * round trip. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,7 +116,35 @@ static void test_bounds(void **state) {
         outbox_free(o);
 }
 
+static void test_addressed(void **state) {
+        struct outbox *o = NULL;
+
+        (void) state;
+        seq = 0;
+        assert_int_equal(outbox_new(&o), 0);
+        assert_int_equal(apply(o, "actor.added", "conclave", "E1",
+                               "{\"actor_id\":\"irc-alice\",\"kind\":\"human\",\"channel\":\"irc\",\"external_user\":\"alice\"}"), 0);
+        assert_int_equal(apply(o, "actor.added", "conclave", "E2",
+                               "{\"actor_id\":\"tg-carol\",\"kind\":\"human\",\"channel\":\"tg\",\"external_user\":\"7\"}"), 0);
+        /* "gpt: …" from alice on IRC is to gpt: carol on Telegram gets no copy. */
+        assert_int_equal(apply(o, "chat.message", "irc-alice", "E3",
+                               "{\"to\":[\"gpt\"],\"reply_required\":true,\"text\":\"gpt: hi\"}"), 0);
+        /* A remark to @all reaches her; one addressed to her does too. */
+        assert_int_equal(apply(o, "chat.message", "irc-alice", "E4", "{\"to\":[\"@all\"],\"text\":\"ask @gpt\"}"), 1);
+        assert_int_equal(apply(o, "chat.message", "irc-alice", "E5",
+                               "{\"to\":[\"tg-carol\"],\"reply_required\":true,\"text\":\"tg-carol: hi\"}"), 1);
+        /* gpt's answer to alice goes to alice only. */
+        assert_int_equal(apply(o, "chat.message", "gpt", "E6", "{\"to\":[\"irc-alice\"],\"reply_to\":\"E3\",\"text\":\"4\"}"), 1);
+        assert_non_null(outbox_find(o, "E4", "tg-carol"));
+        assert_non_null(outbox_find(o, "E5", "tg-carol"));
+        assert_non_null(outbox_find(o, "E6", "irc-alice"));
+        assert_null(outbox_find(o, "E3", "tg-carol"));
+        assert_int_equal(o->n_pending, 3);
+        outbox_free(o);
+}
+
 int main(void) {
-        const struct CMUnitTest tests[] = { cmocka_unit_test(test_rules), cmocka_unit_test(test_bounds) };
+        const struct CMUnitTest tests[] = { cmocka_unit_test(test_rules), cmocka_unit_test(test_bounds),
+                                            cmocka_unit_test(test_addressed) };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
