@@ -147,7 +147,9 @@ int irc_split_text(const char *text, size_t max, irc_piece_fn fn, void *userdata
 
         if (max < 8)
                 return -EINVAL;
-        while (text && *text) {
+        if (!text)
+                return 0;
+        while (*text) {
                 size_t line = strcspn(text, "\r\n"), n;
 
                 while (line > 0) {

@@ -171,23 +171,26 @@ int matrix_parse_whoami(const char *body, size_t len, char **ret_user_id) {
 
 char *matrix_path_escape(const char *s) {
         static const char hex[] = "0123456789ABCDEF";
-        size_t n = strlen(s);
-        char *out, *p;
+        size_t n = strlen(s), len = 0;
+        char *out;
 
         if (n > 1024)
                 return NULL;
-        out = p = malloc(3 * n + 1);
+        out = malloc(3 * n + 1);
         if (!out)
                 return NULL;
-        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
-                if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("-._~", *c))
-                        *p++ = (char) *c;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                /* RFC 3986 unreserved characters stay; everything else is percent-encoded. */
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c))
+                        out[len++] = (char) c;
                 else {
-                        *p++ = '%';
-                        *p++ = hex[*c >> 4];
-                        *p++ = hex[*c & 15];
+                        out[len++] = '%';
+                        out[len++] = hex[c >> 4];
+                        out[len++] = hex[c & 15];
                 }
         }
-        *p = 0;
+        out[len] = '\0';
         return out;
 }

@@ -642,7 +642,7 @@ static int start_turn(struct llm_actor *l, struct worker_proc *w, struct json_ob
                 /* The start of the question, on one line, cut at a character boundary. */
                 const char *text = jstr(data, "text") ?: "";
                 size_t n = 0, max = sizeof t->excerpt - 4;
-                while (text[n] && n < max)
+                while (n < max && text[n])
                         n++;
                 while (n > 0 && n < strlen(text) && ((unsigned char) text[n] & 0xc0) == 0x80)
                         n--;
