@@ -252,6 +252,26 @@ const char *llm_json_str(struct json_object *o, const char *key) {
         return json_object_get_string(v);
 }
 
+struct json_object *llm_chat_messages(const struct llm_request *req) {
+        struct json_object *messages = json_object_new_array();
+
+        if (!messages)
+                return NULL;
+        if (req->system && *req->system) {
+                struct json_object *m = json_object_new_object();
+                json_object_object_add(m, "role", json_object_new_string("system"));
+                json_object_object_add(m, "content", json_object_new_string(req->system));
+                json_object_array_add(messages, m);
+        }
+        for (size_t i = 0; i < req->n_messages; i++) {
+                struct json_object *m = json_object_new_object();
+                json_object_object_add(m, "role", json_object_new_string(req->messages[i].role));
+                json_object_object_add(m, "content", json_object_new_string(req->messages[i].content));
+                json_object_array_add(messages, m);
+        }
+        return messages;
+}
+
 int llm_json_body(struct json_object *body, struct llm_http *ret) {
         const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 

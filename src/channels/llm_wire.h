@@ -122,6 +122,9 @@ char *llm_url(const struct config_provider *p, const char *path);
 struct json_object *llm_json_parse(const char *data, size_t len);
 const char *llm_json_str(struct json_object *o, const char *key);
 int llm_json_body(struct json_object *body, struct llm_http *ret);
+/* The chat messages as OpenAI and Ollama take them: the system prompt (if any) as the first
+ * {"role":"system"}, then each {"role","content"}. NULL when out of memory. */
+struct json_object *llm_chat_messages(const struct llm_request *req);
 int llm_header(struct llm_http *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Generic classification by status alone, message from a JSON {"error":…} body if any. */
 void llm_error_generic(long status, const char *body, size_t len, struct llm_failure *ret);

@@ -20,24 +20,12 @@ static bool is_openai_itself(const struct config_provider *p) {
 }
 
 static int openai_build(const struct llm_request *req, struct llm_http *ret) {
-        _cleanup_json_ struct json_object *body = json_object_new_object(), *messages = json_object_new_array(),
+        _cleanup_json_ struct json_object *body = json_object_new_object(), *messages = llm_chat_messages(req),
                                           *options = json_object_new_object();
         int r;
 
         if (!body || !messages || !options)
                 return -ENOMEM;
-        if (req->system && *req->system) {
-                struct json_object *m = json_object_new_object();
-                json_object_object_add(m, "role", json_object_new_string("system"));
-                json_object_object_add(m, "content", json_object_new_string(req->system));
-                json_object_array_add(messages, m);
-        }
-        for (size_t i = 0; i < req->n_messages; i++) {
-                struct json_object *m = json_object_new_object();
-                json_object_object_add(m, "role", json_object_new_string(req->messages[i].role));
-                json_object_object_add(m, "content", json_object_new_string(req->messages[i].content));
-                json_object_array_add(messages, m);
-        }
         json_object_object_add(body, "model", json_object_new_string(req->model));
         json_object_object_add(body, "messages", json_object_get(messages));
         json_object_object_add(body, "stream", json_object_new_boolean(true));
