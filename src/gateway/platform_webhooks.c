@@ -57,18 +57,9 @@ struct platform_webhooks *platform_webhooks_free(struct platform_webhooks *p) {
         return NULL;
 }
 
-static const char *setting(const struct config_channel *ch, const char *key) {
-        for (size_t i = 0; i < ch->n_settings; i++)
-                if (streq(ch->settings[i].key, key))
-                        return ch->settings[i].value;
-        return NULL;
-}
-
-/* The secret in `file` (relative to $CONCLAVE_HOME), or the systemd credential NAME.BASE, as
- * conclave-channels reads it (channel_credential()). -ENOKEY when neither exists. */
-static int read_secret(const struct config_channel *ch, const char *key, char **ret, size_t *ret_len) {
+int gateway_channel_secret(const struct config_channel *ch, const char *key, char **ret, size_t *ret_len) {
         _cleanup_free_ char *home = paths_home(), *path = NULL;
-        const char *file = setting(ch, key), *creds = getenv("CREDENTIALS_DIRECTORY");
+        const char *file = config_channel_setting(ch, key), *creds = getenv("CREDENTIALS_DIRECTORY");
         struct stat st;
         size_t len;
         int r;
@@ -110,7 +101,7 @@ int platform_webhooks_apply_config(struct platform_webhooks *p, const struct con
 
                 if (streq(ch->kind, "slack"))
                         key = "signing_secret_file";
-                else if (streq(ch->kind, "telegram") && streq(setting(ch, "mode"), "webhook"))
+                else if (streq(ch->kind, "telegram") && streq(config_channel_setting(ch, "mode"), "webhook"))
                         key = "secret_file";
                 else
                         continue;
@@ -126,7 +117,7 @@ int platform_webhooks_apply_config(struct platform_webhooks *p, const struct con
                         r = -ENOMEM;
                         break;
                 }
-                r = read_secret(ch, key, &e->secret, &e->secret_len);
+                r = gateway_channel_secret(ch, key, &e->secret, &e->secret_len);
                 if (r == -ENOKEY) {
                         log_warning("[channels.%s] has no %s: its webhook refuses every request", ch->name, key);
                         r = 0;

@@ -17,6 +17,12 @@
 
 struct platform_webhooks;
 
+/* The secret of [channels.NAME] KEY (a `*_file` key: the file, relative to $CONCLAVE_HOME, mode
+ * 0600), or else the systemd credential NAME.BASE (KEY without `_file`), as conclave-channels
+ * reads it (channel_credential()); trailing newlines removed. -ENOKEY when neither exists;
+ * other errors are logged with the channel, key and path. Used by every webhook kind. */
+int gateway_channel_secret(const struct config_channel *ch, const char *key, char **ret, size_t *ret_len);
+
 int platform_webhooks_new(struct platform_webhooks **ret);
 struct platform_webhooks *platform_webhooks_free(struct platform_webhooks *p);
 /* Reads each telegram (mode = "webhook") and slack channel's secret; -errno (logged) keeps

@@ -4,19 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "paths.h"
 #include "proto.h"
 #include "webhook_body.h"
 #include "webhook_verify.h"
 #include "webhooks.h"
+#include "platform_webhooks.h"
 
-#define WEBHOOK_SECRET_MAX 4096
 
 struct webhook_channel {
         char *name;
@@ -57,43 +54,6 @@ struct webhooks *webhooks_free(struct webhooks *w) {
         return NULL;
 }
 
-static const char *setting(const struct config_channel *ch, const char *key) {
-        for (size_t i = 0; i < ch->n_settings; i++)
-                if (streq(ch->settings[i].key, key))
-                        return ch->settings[i].value;
-        return NULL;
-}
-
-/* The secret file must be private, like every secret Conclave reads. */
-static int read_secret(const struct config_channel *ch, const char *file, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *home = paths_home(), *path = NULL;
-        struct stat st;
-        size_t len;
-        int r;
-
-        path = file[0] == '/' ? strdup(file) : (home ? path_join(home, file) : NULL);
-        if (!path)
-                return -ENOMEM;
-        if (stat(path, &st) < 0)
-                return log_error_errno(errno, "[channels.%s] secret_file %s cannot be read", ch->name, path);
-        if (st.st_mode & 077)
-                return log_error_errno(EPERM, "[channels.%s] secret_file %s is readable by others; run chmod 600 %s",
-                                       ch->name, path, path);
-        r = read_file_bounded(path, WEBHOOK_SECRET_MAX, ret, &len);
-        if (r < 0)
-                return log_error_errno(r, "[channels.%s] cannot read secret_file %s", ch->name, path);
-        while (len > 0 && ((*ret)[len - 1] == '\n' || (*ret)[len - 1] == '\r'))
-                (*ret)[--len] = 0;
-        if (len < 16) {
-                free(*ret);
-                *ret = NULL;
-                return log_error_errno(EINVAL, "[channels.%s] the secret in %s is shorter than 16 characters", ch->name,
-                                       path);
-        }
-        *ret_len = len;
-        return 0;
-}
-
 int webhooks_apply_config(struct webhooks *w, const struct config *c) {
         struct webhook_channel *list = NULL;
         size_t n = 0;
@@ -102,7 +62,6 @@ int webhooks_apply_config(struct webhooks *w, const struct config *c) {
         for (size_t i = 0; i < c->n_channels && r >= 0; i++) {
                 const struct config_channel *ch = &c->channels[i];
                 struct webhook_channel *e, *grown;
-                const char *file = setting(ch, "secret_file");
 
                 if (!ch->kind || !streq(ch->kind, "webhook"))
                         continue;
@@ -122,10 +81,14 @@ int webhooks_apply_config(struct webhooks *w, const struct config *c) {
                 for (size_t j = 0; j < ch->n_allowed_users; j++)
                         if (!(e->allowed[j] = strdup(ch->allowed_users[j])))
                                 r = -ENOMEM;
-                if (!file)
+                if (r < 0)
+                        break;
+                r = gateway_channel_secret(ch, "secret_file", &e->secret, &e->secret_len);
+                if (r == -ENOKEY) {
                         log_warning("[channels.%s] has no secret_file: its webhook refuses every request", ch->name);
-                else if (r >= 0)
-                        r = read_secret(ch, file, &e->secret, &e->secret_len);
+                        r = 0;
+                } else if (r >= 0 && e->secret_len < 16)
+                        r = log_error_errno(EINVAL, "[channels.%s] the secret is shorter than 16 characters", ch->name);
         }
         if (r < 0) {
                 channels_free(list, n);

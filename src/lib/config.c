@@ -1253,3 +1253,10 @@ const char *ledger_sync_to_string(enum ledger_sync s) {
         }
         return "?";
 }
+
+const char *config_channel_setting(const struct config_channel *ch, const char *key) {
+        for (size_t i = 0; i < ch->n_settings; i++)
+                if (streq(ch->settings[i].key, key))
+                        return ch->settings[i].value;
+        return NULL;
+}

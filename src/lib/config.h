@@ -57,6 +57,9 @@ struct config_channel {
         unsigned line;
 };
 
+/* The value of a kind-specific key of [channels.NAME], or NULL when it is not set. */
+const char *config_channel_setting(const struct config_channel *ch, const char *key);
+
 struct config {
         char *path;
 

@@ -588,22 +588,30 @@ authed GET /api/v1/groups
 want 401 unauthorized "token_file is not used while the credential is there"
 journal_says 'API authentication: token from systemd credential' || fail "the credential as source is not logged"
 
-printf '[Service]\nLoadCredential=web:%s\n' "$home/cred.token" | as_user tee "$dropins/token.conf" >/dev/null
+# The webhook channel without secret_file takes the credential NAME.secret, as docs/channels.md says.
+cred_secret=credsecret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+as_user bash -c "umask 077 && printf '%s\n' '$cred_secret' > '$home/nosecret.cred'"
+printf '[Service]\nLoadCredential=web:%s\nLoadCredential=nosecret.secret:%s\n' "$home/cred.token" "$home/nosecret.cred" \
+    | as_user tee "$dropins/token.conf" >/dev/null
 write_config 'token_file = "credential:web"'
 user_systemctl daemon-reload
 restart_service
 call GET /api/v1/groups -H "Authorization: Bearer $cred_token"
 want 200 "" "token_file = \"credential:web\""
+ts=$(date +%s)
+call POST /webhook/nosecret -H "X-Conclave-Timestamp: $ts" -H "X-Conclave-Delivery: n2" \
+    -H "X-Conclave-Signature: sha256=$(sign "$ts" n2 '{"text":"x","from":"a"}' "$cred_secret")" --data-binary '{"text":"x","from":"a"}'
+want 202 "" "a webhook channel whose secret is the systemd credential nosecret.secret"
 as_user rm -f "$dropins/token.conf"
 write_config "token_file = \"$token_file\""
 user_systemctl daemon-reload
 restart_service
 authed GET /api/v1/groups
 want 200 "" "token_file again"
-for secret in "$env_token" "$cred_token"; do
+for secret in "$env_token" "$cred_token" "$cred_secret"; do
     ! in_journal "$secret" || fail "a token is in the journal"
 done
-pass "tokens from \$CONCLAVE_WEB_TOKEN, the credential gateway-token and token_file = \"credential:NAME\""
+pass "tokens from \$CONCLAVE_WEB_TOKEN, the credential gateway-token and token_file = \"credential:NAME\"; a webhook secret from a credential"
 
 # --- the suite socket-activated: conclave.socket ------------------------------------------------------------------
 # systemd holds the socket and starts the service on the first connection; the supervisor hands
